@@ -100,8 +100,9 @@ class Graph:
         self._groups.append(g)
         return g
 
-    def input(self, channels: int) -> Tensor:
-        return Tensor([self.new_group(channels, "input", frozen="model input (image channels)")])
+    def input(self, channels: int, name: str = "input", reason: str = "model input (image channels)") -> Tensor:
+        """A tensor the graph does not trace the origin of (the image, or a slice inside a frozen block)."""
+        return Tensor([self.new_group(channels, name, frozen=reason)])
 
     def conv(self, conv: nn.Conv2d, bn: nn.BatchNorm2d | None, x: Tensor, parts: int = 1) -> Tensor:
         """conv(+BN) reading x. parts=2 splits its output into two equal halves that stay equal (chunk)."""

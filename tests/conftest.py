@@ -1,0 +1,45 @@
+import os
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+SCALES = "nsmlx"
+FAMILIES = ("yolov5", "yolov8", "yolo11")
+ALL_CONFIGS = [f"{f}{s}.yaml" for f in FAMILIES for s in SCALES]
+SMALL_CONFIGS = [f"{f}n.yaml" for f in FAMILIES]
+
+
+def build(cfg: str, seed: int = 0):
+    """A stock DetectionModel from yaml with deliberate, distinct BN statistics (random init ties all gammas at 1)."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    torch.manual_seed(seed)
+    model = DetectionModel(cfg, verbose=False)
+    gen = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            n = m.num_features
+            m.weight.data = torch.rand(n, generator=gen) * 0.9 + 0.1
+            m.bias.data = torch.randn(n, generator=gen) * 0.5
+            m.running_mean = torch.randn(n, generator=gen) * 0.1
+            m.running_var = torch.rand(n, generator=gen) + 0.5
+    return model.eval()
+
+
+@torch.no_grad()
+def raw_outputs(model, x):
+    """Detect's raw box-distribution and class logits, before decoding."""
+    model.eval()
+    _, preds = model(x)
+    return torch.cat([preds["boxes"], preds["scores"]], 1)
+
+
+def rel_err(a, b):
+    return float((a - b).abs().max() / b.abs().max())
+
+
+@pytest.fixture
+def image():
+    return torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(123))

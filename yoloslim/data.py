@@ -1,0 +1,438 @@
+"""Data: the synthetic tea-sprout dataset (`synth`) and a YOLO data.yaml validator (`check`).
+
+Neither function imports Ultralytics: `check` must be cheap enough to run before every training,
+and `synth` only needs numpy and OpenCV.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+from . import YoloslimError
+
+NAMES = {0: "bud", 1: "leaf"}
+JPEG_QUALITY = 90
+# The suffixes Ultralytics accepts as images (ultralytics.data.utils.IMG_FORMATS).
+IMAGE_SUFFIXES = {"avif", "bmp", "dng", "heic", "heif", "jp2", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp"}
+
+# Difficulty knobs of the generator (fractions of the image side unless said otherwise).
+EMPTY_IMAGE_RATE = 0.10  # images with no labelled object, only background and distractors
+MAX_OBJECTS = 8  # labelled objects per non-empty image: 1..MAX_OBJECTS
+MAX_DISTRACTORS = 6  # unlabelled twigs, stones, berries, dry leaves per image: 0..MAX_DISTRACTORS
+BUD_LENGTH = (0.09, 0.26)
+LEAF_LENGTH = (0.13, 0.38)
+MIN_VISIBLE = 0.4  # drop a label when less than this share of the shape is visible
+MIN_BOX_SIDE = 0.012  # drop a label whose visible box is narrower than this (at least 2 px)
+BLUR_RATE = 0.25
+
+
+# --------------------------------------------------------------------------------------------------
+# synth
+
+
+def synth(out="datasets/tea-synth", train=400, val=100, imgsz=256, seed=0, overwrite=False) -> Path:
+    """Write the synthetic tea-sprout dataset to `out` and return the path of its data.yaml."""
+    for name, value, low in (("train", train, 1), ("val", val, 1), ("imgsz", imgsz, 32), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise YoloslimError(f"{name}={value!r} is not valid; {name} must be an integer >= {low}")
+    if imgsz > 4096:
+        raise YoloslimError(f"imgsz={imgsz} is too large; use imgsz between 32 and 4096")
+    if not isinstance(overwrite, bool):
+        raise YoloslimError(f"overwrite={overwrite!r} is not valid; write overwrite=True or overwrite=False")
+    if not out or not isinstance(out, (str, os.PathLike)):
+        raise YoloslimError(f"out={out!r} is not a folder path; write e.g. out=datasets/tea-synth")
+    out = Path(out).expanduser().absolute()
+    if out.exists() and not overwrite and (out.is_file() or any(out.iterdir())):
+        raise YoloslimError(f"{out} already exists and is not empty; pass overwrite=True to replace it")
+    if out.exists() and (Path.cwd().resolve().is_relative_to(out.resolve()) or (out / ".git").exists()):
+        # overwrite=True with out=. would wipe the project: never replace a folder that holds it
+        raise YoloslimError(f"refusing to replace {out}: it holds the current folder or a git repository; "
+                            "choose another out=")
+
+    start = time.time()
+    # Build everything in a hidden sibling and rename it into place at the end: a crash or Ctrl-C
+    # never leaves a half-written dataset at `out`.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.parent / f".{out.name}.partial-{os.getpid()}"
+    previous = out.parent / f".{out.name}.old-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        partial.mkdir()
+        counts = {"objects": 0, "empty": 0, 0: 0, 1: 0}
+        write_split(partial, "train", 0, train, imgsz, seed, counts)
+        write_split(partial, "val", 1, val, imgsz, seed, counts)
+        spec = {"path": str(out), "train": "images/train", "val": "images/val", "names": dict(NAMES)}
+        header = f"# Synthetic tea-sprout dataset: yoloslim data synth train={train} val={val} imgsz={imgsz} seed={seed}\n"
+        (partial / "data.yaml").write_text(header + yaml.safe_dump(spec, sort_keys=False))
+        if out.exists():
+            os.replace(out, previous)
+        os.replace(partial, out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if previous.is_dir():
+        shutil.rmtree(previous)
+    elif previous.exists():
+        previous.unlink()
+
+    print(f"synth: wrote {train} train + {val} val images ({counts['objects']} objects: {counts[0]} bud, "
+          f"{counts[1]} leaf; {counts['empty']} images without objects) to {out} in {time.time() - start:.1f}s")
+    return out / "data.yaml"
+
+
+def write_split(folder, split, split_id, count, imgsz, seed, counts) -> None:
+    """Draw `count` images with their label files into folder/images/split and folder/labels/split."""
+    (folder / "images" / split).mkdir(parents=True)
+    (folder / "labels" / split).mkdir(parents=True)
+    for index in range(count):
+        # One generator per image: an image does not change when the counts change.
+        rng = np.random.default_rng([seed, split_id, index])
+        image, labels = draw_image(rng, imgsz)
+        stem = f"tea_{index:05d}"
+        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        if not ok:
+            raise YoloslimError(f"OpenCV could not encode {split}/{stem}.jpg; check the opencv-python install")
+        (folder / "images" / split / f"{stem}.jpg").write_bytes(jpeg.tobytes())
+        rows = "".join(f"{cls} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n" for cls, cx, cy, w, h in labels)
+        (folder / "labels" / split / f"{stem}.txt").write_text(rows)
+        counts["objects"] += len(labels)
+        counts["empty"] += not labels
+        for row in labels:
+            counts[row[0]] += 1
+
+
+def hsv_colour(rng, hue, sat, val) -> tuple[int, int, int]:
+    """A BGR colour drawn from HSV ranges (OpenCV hue scale 0..180)."""
+    hsv = np.uint8([[[rng.uniform(*hue) % 180, rng.uniform(*sat), rng.uniform(*val)]]])
+    return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0])
+
+
+def shade(colour, factor) -> tuple[int, int, int]:
+    return tuple(int(min(255, c * factor)) for c in colour)
+
+
+def draw_background(rng, size) -> np.ndarray:
+    """Soil and foliage mixed by a smooth random mask, with blotches, grain and grass-like strokes."""
+    soil = np.float32(hsv_colour(rng, (5, 20), (60, 150), (40, 110)))
+    foliage = np.float32(hsv_colour(rng, (40, 80), (80, 200), (30, 90)))
+    cells = int(rng.integers(2, 6))
+    mix = cv2.resize(rng.random((cells, cells), dtype=np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+    mix = np.clip((mix - 0.5) * rng.uniform(1, 4) + 0.5, 0, 1)[..., None]
+    image = soil * (1 - mix) + foliage * mix
+    cells = int(rng.integers(6, 16))
+    # Blotches vary mostly in brightness, a little in colour: real ground is not rainbow-coloured.
+    blotches = rng.normal(0, rng.uniform(10, 30), (cells, cells, 1)) + rng.normal(0, 6, (cells, cells, 3))
+    blotches = blotches.astype(np.float32)
+    image += cv2.resize(blotches, (size, size), interpolation=cv2.INTER_CUBIC)
+    image += rng.uniform(4, 14) * rng.standard_normal((size, size, 1), dtype=np.float32)
+    image = np.clip(image, 0, 255).astype(np.uint8)
+    for _ in range(int(rng.integers(5, 30))):
+        start = rng.uniform(0, size, 2)
+        end = start + rng.normal(0, 0.12 * size, 2)
+        colour = hsv_colour(rng, (10, 80), (40, 200), (20, 120))
+        cv2.line(image, tuple(start.astype(int)), tuple(end.astype(int)), colour,
+                 int(rng.integers(1, 3)), cv2.LINE_AA)
+    if rng.random() < 0.5:  # out-of-focus ground behind sharp sprouts
+        image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.6, 2.0))
+    return image
+
+
+def blade(rng, length, width_ratio, base_exp, tip_exp):
+    """Outline of a bud or leaf along the x axis, centred at 0: returns (outline, one half, midline).
+
+    The half-width follows t^base_exp * (1-t)^tip_exp: a blunt base at t=0 and a pointed tip at t=1.
+    """
+    t = np.linspace(0, 1, 24)
+    profile = t ** base_exp * (1 - t) ** tip_exp
+    half_width = 0.5 * width_ratio * length * profile / profile.max()
+    x = (t - 0.5) * length
+    y = rng.uniform(-0.25, 0.25) * length * (t - 0.5) ** 2  # slightly curved midline
+    upper = np.stack([x, y + half_width], 1)
+    lower = np.stack([x, y - half_width], 1)
+    midline = np.stack([x, y], 1)
+    return np.concatenate([upper, lower[::-1]]), np.concatenate([upper, midline[::-1]]), midline
+
+
+def place(points, angle, centre) -> np.ndarray:
+    """Rotate local points by `angle` and move them to `centre`; int32 pixels for cv2."""
+    rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    return np.round(points @ rotation.T + centre).astype(np.int32)
+
+
+def draw_blade(image, owner, owner_id, rng, size, kind):
+    """Draw a bud, leaf or dry leaf (the distractor twin of a leaf); return its polygon."""
+    if kind == "bud":  # narrow, pointed, light yellow-green
+        length = size * rng.uniform(*BUD_LENGTH)
+        outline, half, midline = blade(rng, length, rng.uniform(0.16, 0.3), rng.uniform(0.35, 0.6),
+                                       rng.uniform(0.9, 1.4))
+        colour = hsv_colour(rng, (27, 42), (90, 190), (170, 245))
+        half_factor, rib = 1.12, False
+    else:  # broad ellipse or teardrop, darker green (brown when dry), often with a midrib
+        length = size * rng.uniform(*LEAF_LENGTH)
+        outline, half, midline = blade(rng, length, rng.uniform(0.38, 0.65), rng.uniform(0.5, 1.0),
+                                       rng.uniform(0.6, 1.2))
+        if kind == "leaf":
+            colour = hsv_colour(rng, (40, 75), (110, 230), (80, 180))
+        else:
+            colour = hsv_colour(rng, (6, 22), (80, 180), (60, 160))
+        half_factor, rib = 0.82, rng.random() < 0.8
+    angle, centre = rng.uniform(0, 2 * math.pi), rng.uniform(-0.05, 1.05, 2) * size
+    outline, half, midline = (place(p, angle, centre) for p in (outline, half, midline))
+    if rng.random() < 0.5:  # a short stalk at the base; it hides what is under it but is not the object
+        stalk = np.array([midline[0], midline[0] + (midline[0] - midline[3]) * rng.uniform(0.5, 1.5)], np.int32)
+        thickness = max(1, round(size / 200))
+        cv2.polylines(image, [stalk], False, shade(colour, 0.7), thickness, cv2.LINE_AA)
+        cv2.polylines(owner, [stalk], False, 255, thickness)
+    cv2.fillPoly(image, [outline], colour, cv2.LINE_AA)
+    cv2.fillPoly(image, [half], shade(colour, half_factor), cv2.LINE_AA)  # the two halves catch light differently
+    if rib:
+        cv2.polylines(image, [midline[:-2]], False, shade(colour, 1.3), max(1, round(size / 256)), cv2.LINE_AA)
+    cv2.fillPoly(owner, [outline], owner_id)
+    return outline
+
+
+def draw_distractor(image, owner, rng, size, kind):
+    """Unlabelled clutter: a twig, a stone or a berry (dry leaves go through draw_blade)."""
+    if kind == "twig":
+        points = [rng.uniform(0, size, 2)]
+        for _ in range(int(rng.integers(1, 4))):
+            points.append(points[-1] + rng.normal(0, 0.15 * size, 2))
+        points = np.round(points).astype(np.int32)
+        colour = hsv_colour(rng, (8, 20), (70, 160), (40, 110))
+        thickness = max(1, round(size * rng.uniform(0.008, 0.02)))
+        cv2.polylines(image, [points], False, colour, thickness, cv2.LINE_AA)
+        cv2.polylines(owner, [points], False, 255, thickness)
+    elif kind == "stone":
+        angles = np.linspace(0, 2 * math.pi, 16, endpoint=False)
+        radius = size * rng.uniform(0.03, 0.09) * rng.uniform(0.8, 1.2, 16)
+        squash = rng.uniform(0.5, 1.0)
+        local = np.stack([np.cos(angles) * radius, np.sin(angles) * radius * squash], 1)
+        polygon = place(local, rng.uniform(0, math.pi), rng.uniform(0, size, 2))
+        colour = hsv_colour(rng, (0, 30), (0, 50), (80, 190))
+        cv2.fillPoly(image, [polygon], colour, cv2.LINE_AA)
+        cv2.fillPoly(owner, [polygon], 255)
+    else:  # round berry with a highlight
+        centre = tuple(int(c) for c in rng.uniform(0, size, 2))
+        radius = max(2, round(size * rng.uniform(0.015, 0.04)))
+        colour = hsv_colour(rng, (130, 185), (120, 230), (60, 160))
+        cv2.circle(image, centre, radius, colour, -1, cv2.LINE_AA)
+        cv2.circle(image, (centre[0] - radius // 3, centre[1] - radius // 3), max(1, radius // 4),
+                   shade(colour, 1.6), -1, cv2.LINE_AA)
+        cv2.circle(owner, centre, radius, 255, -1)
+
+
+def adjust_lighting(image, rng) -> np.ndarray:
+    """Random contrast, brightness, colour cast and a lighting gradient, then optional blur and grain."""
+    size = image.shape[0]
+    result = image.astype(np.float32)
+    result = (result - 128) * rng.uniform(0.7, 1.3) + 128 + rng.uniform(-35, 35)
+    result *= rng.uniform(0.9, 1.1, 3).astype(np.float32)  # colour cast
+    angle = rng.uniform(0, 2 * math.pi)
+    ramp = np.linspace(-0.5, 0.5, size, dtype=np.float32)
+    gradient = math.cos(angle) * ramp[None, :] + math.sin(angle) * ramp[:, None]
+    result *= (1 + rng.uniform(0, 0.6) * gradient)[..., None]
+    if rng.random() < BLUR_RATE:
+        result = cv2.GaussianBlur(result, (0, 0), rng.uniform(0.6, 1.6) * size / 256)
+    result += rng.uniform(1, 6) * rng.standard_normal(result.shape, dtype=np.float32)
+    return np.clip(result, 0, 255).astype(np.uint8)
+
+
+def draw_image(rng, size):
+    """One image and its labels [(cls, cx, cy, w, h), ...] normalised to 0..1."""
+    image = draw_background(rng, size)
+    # owner[y, x] is the id of the shape drawn last at that pixel (0 background, 255 clutter): it gives
+    # each object's visible part after occlusion and border cuts.
+    owner = np.zeros((size, size), np.uint8)
+    count = 0 if rng.random() < EMPTY_IMAGE_RATE else int(rng.integers(1, MAX_OBJECTS + 1))
+    items = [("bud" if rng.random() < 0.5 else "leaf") for _ in range(count)]
+    items += [str(rng.choice(["twig", "stone", "berry", "dry leaf"])) for _ in range(rng.integers(0, MAX_DISTRACTORS + 1))]
+    objects = []  # (class id, full polygon area)
+    for position in rng.permutation(len(items)):  # random depth order: anything may cover anything
+        kind = items[position]
+        if kind in ("bud", "leaf", "dry leaf"):
+            owner_id = len(objects) + 1 if kind != "dry leaf" else 255
+            outline = draw_blade(image, owner, owner_id, rng, size, kind)
+            if kind != "dry leaf":
+                objects.append((0 if kind == "bud" else 1, cv2.contourArea(outline.astype(np.float32))))
+        else:
+            draw_distractor(image, owner, rng, size, kind)
+
+    labels = []
+    min_side = max(2, MIN_BOX_SIDE * size)
+    for owner_id, (cls, area) in enumerate(objects, 1):
+        ys, xs = np.nonzero(owner == owner_id)
+        if len(xs) < MIN_VISIBLE * area or len(xs) == 0:
+            continue  # mostly hidden or outside the image: not a fair target
+        x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+        if x1 - x0 < min_side or y1 - y0 < min_side:
+            continue
+        labels.append((cls, (x0 + x1) / 2 / size, (y0 + y1) / 2 / size, (x1 - x0) / size, (y1 - y0) / size))
+    return adjust_lighting(image, rng), labels
+
+
+# --------------------------------------------------------------------------------------------------
+# check
+
+
+def check(data=None) -> dict:
+    """Validate a YOLO data.yaml and its images and labels; return counts per split, raise YoloslimError."""
+    if not data:
+        raise YoloslimError("pass data=path/to/data.yaml, e.g. data=datasets/tea-synth/data.yaml")
+    yaml_path = Path(data).expanduser()
+    if yaml_path.is_dir() and (yaml_path / "data.yaml").is_file():
+        yaml_path = yaml_path / "data.yaml"
+    if not yaml_path.is_file():
+        raise YoloslimError(f"data file {yaml_path} not found; pass data=path/to/data.yaml "
+                            "(run 'yoloslim data synth' to write datasets/tea-synth/data.yaml)")
+    try:
+        spec = yaml.safe_load(yaml_path.read_text(encoding="utf-8-sig"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or type(e).__name__
+        raise YoloslimError(f"{yaml_path} is not valid YAML ({problem}{where}); fix the syntax "
+                            "(compare with datasets/tea-synth/data.yaml)") from None
+    if not isinstance(spec, dict):
+        raise YoloslimError(f"{yaml_path} is not a YAML mapping; it needs train:, val: and names: keys")
+    missing = [f"{key}:" for key in ("train", "val", "names") if not spec.get(key)]
+    if missing:
+        raise YoloslimError(f"{yaml_path} lacks {', '.join(missing)}; a data.yaml needs train: and val: "
+                            "(image folders or lists) and names: {0: name, ...}")
+    names = parse_names(spec["names"], yaml_path)
+    root = dataset_root(spec, yaml_path)
+
+    counts = {}
+    for split in ("train", "val"):
+        images = list_images(spec[split], root, split, yaml_path)
+        counts[split] = check_labels(images, names, split, yaml_path, root)
+    counts["names"] = names
+    splits = "; ".join(f"{s} {counts[s]['images']} images, {counts[s]['objects']} objects "
+                       f"({counts[s]['backgrounds']} background)" for s in ("train", "val"))
+    print(f"check: {yaml_path} OK: {splits}; {len(names)} classes: {', '.join(names.values())}")
+    return counts
+
+
+def parse_names(names, yaml_path) -> dict[int, str]:
+    """names: as a list or {id: name}; ids must be 0..n-1, as Ultralytics requires."""
+    if isinstance(names, list):
+        names = dict(enumerate(names))
+    if not isinstance(names, dict):
+        raise YoloslimError(f"{yaml_path} names: must be a list or a mapping like {{0: bud, 1: leaf}}")
+    try:
+        names = {int(k): str(v) for k, v in names.items()}
+    except (TypeError, ValueError):
+        raise YoloslimError(f"{yaml_path} names: has non-integer ids {list(names)}; "
+                            "write it as {0: name, 1: name, ...}") from None
+    if sorted(names) != list(range(len(names))):
+        raise YoloslimError(f"{yaml_path} names: ids are {sorted(names)} but must be 0..{len(names) - 1}; "
+                            "renumber the classes (and their label rows)")
+    return names
+
+
+def dataset_root(spec, yaml_path) -> Path:
+    """Folder that train:/val: are relative to: `path:` if given, else the yaml's folder.
+
+    A relative `path:` is read from the current folder, as Ultralytics does.
+    """
+    if not spec.get("path"):
+        return yaml_path.parent
+    root = Path(str(spec["path"])).expanduser()
+    if not root.is_dir():
+        raise YoloslimError(f"{yaml_path} path: {root} is not a folder (a relative path: is read from the current "
+                            "folder); fix it, or remove path: so paths are relative to the yaml's folder")
+    return root
+
+
+def is_image(path) -> bool:
+    return str(path).rpartition(".")[-1].lower() in IMAGE_SUFFIXES
+
+
+def list_images(entry, root, split, yaml_path) -> list[Path]:
+    """The images of a split: a folder (searched recursively), a .txt list of paths, or a list of those."""
+    images = []
+    for item in entry if isinstance(entry, list) else [entry]:
+        if not isinstance(item, str):
+            raise YoloslimError(f"{yaml_path} {split}: {item!r} is not a path; give a folder or a .txt list")
+        location = root / item
+        if location.is_dir():
+            images += sorted(p for p in location.rglob("*.*") if is_image(p) and p.is_file())
+        elif location.is_file():
+            # Like Ultralytics: './x' lines are relative to the list's folder, other relative lines to
+            # the current folder.
+            lines = [x.strip() for x in location.read_text(encoding="utf-8-sig", errors="replace").splitlines()]
+            listed = [location.parent / x[2:] if x.startswith("./") else Path(x) for x in lines if is_image(x)]
+            absent = [str(p) for p in listed if not p.is_file()]
+            if absent:
+                raise YoloslimError(f"{yaml_path} {split}: {len(absent)} images listed in {location} not found: "
+                                    f"{', '.join(absent[:3])}{' ...' if len(absent) > 3 else ''}; fix the list "
+                                    "('./' lines are relative to the list's folder)")
+            images += listed
+        else:
+            raise YoloslimError(f"{yaml_path} {split}: {location} not found ({split}: {item!r} is resolved "
+                                f"against {root}); fix the path in the yaml or create the folder")
+    if not images:
+        raise YoloslimError(f"{yaml_path} {split}: no images in {entry!r} (under {root}); put .jpg/.png images "
+                            "there, with their labels in the matching labels/ folder")
+    return images
+
+
+def label_path(image) -> Path:
+    """Ultralytics' rule: the last '/images/' becomes '/labels/' and the suffix becomes .txt."""
+    images_dir, labels_dir = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
+    return Path(labels_dir.join(str(image).rsplit(images_dir, 1)).rsplit(".", 1)[0] + ".txt")
+
+
+def check_labels(images, names, split, yaml_path, root) -> dict:
+    problems = {"malformed": [], "range": [], "size": [], "class": []}
+    objects = backgrounds = 0
+    for image in images:
+        label = label_path(image)
+        rows = label.read_text(errors="replace").splitlines() if label.is_file() else []
+        rows = [(number, row.split()) for number, row in enumerate(rows, 1) if row.strip()]
+        backgrounds += not rows
+        for number, fields in rows:
+            try:
+                shown = label.relative_to(root)
+            except ValueError:
+                shown = label
+            where = f"{shown}:{number}"
+            try:
+                values = [float(x) for x in fields]
+            except ValueError:
+                values = []
+            if len(values) != 5 or not values[0].is_integer():
+                problems["malformed"].append(f"{where} {' '.join(fields)[:40]!r}")
+                continue
+            cls, box = int(values[0]), values[1:]
+            if not all(0 <= v <= 1 for v in box):  # also catches nan and inf
+                problems["range"].append(where)
+            elif box[2] <= 0 or box[3] <= 0:
+                problems["size"].append(where)
+            elif cls not in names:
+                problems["class"].append(f"{where} (class {cls})")
+            else:
+                objects += 1
+
+    hints = {
+        "malformed": ("malformed label rows", "each row must be 5 numbers: class cx cy w h"),
+        "range": ("label rows with coordinates outside 0..1",
+                  "cx cy w h must be normalised by the image width and height"),
+        "size": ("label rows with zero or negative width/height", "remove degenerate boxes"),
+        "class": ("label rows with unknown class ids",
+                  f"names: has ids 0..{len(names) - 1}; fix the ids or add the class to names:"),
+    }
+    found = [kind for kind in problems if problems[kind]]
+    if found:
+        kind, rows = found[0], problems[found[0]]
+        others = "".join(f" (also {len(problems[k])} {hints[k][0]})" for k in found[1:])
+        raise YoloslimError(f"{yaml_path} {split}: {len(rows)} {hints[kind][0]}: {', '.join(rows[:3])}"
+                            f"{' ...' if len(rows) > 3 else ''}; {hints[kind][1]}{others}")
+    return {"images": len(images), "objects": objects, "backgrounds": backgrounds}

@@ -1,0 +1,40 @@
+"""Plots and tables for people: kept channels per layer, (later) the model comparison."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: files only
+import matplotlib.pyplot as plt  # noqa: E402
+from torch import nn  # noqa: E402
+
+from .io import atomic_write  # noqa: E402
+
+
+def conv_widths(model: nn.Module) -> dict[str, int]:
+    return {name: m.out_channels for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+
+
+def plot_channels(before: nn.Module, after: nn.Module, path) -> Path:
+    """Bars of each conv's output channels before (light) and after (dark) pruning, in model order."""
+    full, slim = conv_widths(before), conv_widths(after)
+    names = list(full)
+    fig, ax = plt.subplots(figsize=(max(8, len(names) * 0.16), 4.5))
+    x = range(len(names))
+    ax.bar(x, [full[n] for n in names], color="#c9d7e8", label="before")
+    ax.bar(x, [slim.get(n, 0) for n in names], color="#2b6cb0", label="after")
+    layer_ticks = {}
+    for i, n in enumerate(names):
+        layer_ticks.setdefault(n.split(".")[1], i)
+    ax.set_xticks(list(layer_ticks.values()), list(layer_ticks.keys()), fontsize=7)
+    ax.set_xlabel("layer (convs in model order)")
+    ax.set_ylabel("output channels")
+    kept = sum(slim.values()) / max(1, sum(full.values()))
+    ax.set_title(f"Kept channels per conv: {kept:.0%} of conv channels remain")
+    ax.legend()
+    fig.tight_layout()
+    out = atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return out
