@@ -43,3 +43,16 @@ def rel_err(a, b):
 @pytest.fixture
 def image():
     return torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(123))
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """A real generated YOLO dataset, small enough for one-epoch runs at imgsz 64."""
+    from yoloslim.data import synth
+
+    return synth(tmp_path_factory.mktemp("data") / "tea", train=16, val=8, imgsz=64, seed=0)
+
+
+def tiny_train_args(tmp_path, **kw):
+    return {"epochs": 1, "imgsz": 64, "batch": 4, "nbs": 4, "workers": 0, "device": "cpu", "plots": False,
+            "project": str(tmp_path), "exist_ok": True, "warmup_epochs": 0, "seed": 0, "deterministic": True, **kw}

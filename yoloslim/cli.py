@@ -14,6 +14,8 @@ VERBS = {
     "data check": ("validate a YOLO data.yaml before training (data=)", "data:check"),
     "train": ("plain Ultralytics training, the unpruned baseline (model=, data=, epochs=, imgsz=, ...)",
               "trainer:train"),
+    "sparse": ("sparse training, L1 on prunable BN gammas (model=, data=, sr=, sr_schedule=, sr_step=, epochs=, ...)",
+               "trainer:sparse"),
     "inspect": ("show the channel groups of a model, which are frozen and why, and its gammas (model=)",
                 "prune:inspect"),
     "prune": ("remove low-gamma channels: model=, ratio= | threshold=, min_keep=, round_to=, plan=",

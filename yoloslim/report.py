@@ -38,3 +38,33 @@ def plot_channels(before: nn.Module, after: nn.Module, path) -> Path:
     out = atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
     return out
+
+
+def plot_gamma_history(csv_path, path) -> Path:
+    """Left: |gamma| histogram per epoch (log |gamma|, colour = share of channels). Right: first vs last epoch."""
+    import numpy as np
+    import pandas as pd
+
+    hist = pd.read_csv(csv_path).drop_duplicates("epoch", keep="last").sort_values("epoch")
+    edges = np.array([1e-5] + [float(c) for c in hist.columns[1:]])  # the first bin holds |gamma| ~ 0
+    counts = hist.iloc[:, 1:].to_numpy(float)
+    share = counts / counts.sum(1, keepdims=True)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
+    mesh = a.pcolormesh(edges, np.arange(len(hist) + 1) + 0.5, share, cmap="viridis", shading="flat")
+    a.set_xscale("log")
+    a.set_xlabel("|gamma| (prunable BNs; leftmost bin = exactly 0)")
+    a.set_ylabel("epoch")
+    a.set_title("Gamma distribution over epochs")
+    fig.colorbar(mesh, ax=a, label="share of channels")
+    centers = np.sqrt(edges[:-1] * edges[1:])
+    for row, label in ((0, f"epoch {hist.epoch.iloc[0]}"), (-1, f"epoch {hist.epoch.iloc[-1]}")):
+        b.step(centers, share[row], where="mid", label=label)
+    b.set_xscale("log")
+    b.set_xlabel("|gamma|")
+    b.set_ylabel("share of channels")
+    b.set_title("First and last epoch: bimodal means prunable")
+    b.legend()
+    fig.tight_layout()
+    out = atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return out

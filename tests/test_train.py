@@ -1,0 +1,96 @@
+"""Training through the stock Ultralytics trainer: plain, offline, and sparse (L1 on prunable gammas)."""
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+
+from conftest import tiny_train_args
+from yoloslim import YoloslimError
+from yoloslim.trainer import SparseTrainer, check_sparse_settings, sparse
+
+
+def test_offline_train_validate_and_plot(tiny_data, tmp_path):
+    """With every socket connection refused: build from yaml, train one epoch, validate, plot."""
+    script = f"""
+import socket
+def refuse(*a, **k):
+    raise OSError("network blocked by test")
+socket.socket.connect = refuse
+socket.create_connection = refuse
+from yoloslim.trainer import train
+from ultralytics import YOLO
+best = train("yolov8n.yaml", r"{tiny_data}", **{tiny_train_args(tmp_path, plots=True)!r})
+metrics = YOLO(best).val(data=r"{tiny_data}", imgsz=64, batch=4, plots=True, project=r"{tmp_path}", name="val")
+print("MAP", metrics.box.map)
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0 and "MAP" in run.stdout, run.stderr[-3000:]
+    assert (tmp_path / "train" / "results.png").is_file()
+    assert list((tmp_path / "val").glob("*.png"))
+
+
+def test_sparse_training_shrinks_only_prunable_gammas(tiny_data, tmp_path):
+    from ultralytics import YOLO
+
+    from yoloslim.prune import graph_of
+
+    out = sparse("yolo11n.yaml", tiny_data, sr=50.0, **tiny_train_args(tmp_path, epochs=2))
+    results = pd.read_csv(out.parent / "results.csv")
+    for col in ("sparsity/gamma<1e-2", "sparsity/gamma<1e-3", "sparsity/mean_gamma"):
+        assert col in results.columns
+    assert results["sparsity/mean_gamma"].iloc[-1] < 0.5
+    assert (out.parent / "gammas.png").stat().st_size > 0
+
+    model = YOLO(out).model.float()  # sparse.pt is a normal Ultralytics checkpoint
+    groups = graph_of(model).groups()
+    prunable = torch.cat([g.importance() for g in groups if not g.frozen])
+    frozen = [p.bn.weight.abs().min() for g in groups if g.frozen for p in g.producers if p.bn is not None]
+    assert float(prunable.mean()) < 0.5
+    assert frozen and min(float(f) for f in frozen) > 0.5  # attention BNs are left alone
+
+
+def test_sparse_settings_travel_through_ddp_launch_file(tiny_data, tmp_path):
+    from ultralytics.utils import DEFAULT_CFG_DICT
+    from ultralytics.utils.dist import generate_ddp_file
+    from ultralytics.utils.patches import torch_load
+
+    trainer = SparseTrainer(overrides={"model": "yolov8n.yaml", "data": str(tiny_data), "sr": 3.0,
+                                       "sr_schedule": "step", "sr_step": 0.7, **tiny_train_args(tmp_path)})
+    launch = generate_ddp_file(trainer)
+    state = torch_load(launch.replace(".py", ".pt"), map_location="cpu")
+    assert state["trainer"] is SparseTrainer
+    worker = state["trainer"](cfg={**DEFAULT_CFG_DICT, "save_dir": ""}, overrides=state["args"])
+    assert (worker.args.sr, worker.args.sr_schedule, worker.args.sr_step) == (3.0, "step", 0.7)
+
+    run = subprocess.run([sys.executable, launch], capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = pd.read_csv(worker.save_dir / "results.csv")
+    assert "sparsity/mean_gamma" in results.columns
+
+
+def test_resume_keeps_the_original_schedule(tiny_data, tmp_path):
+    args = {"model": "yolov8n.yaml", "data": str(tiny_data), "sr": 2.0, "sr_schedule": "linear",
+            **tiny_train_args(tmp_path, epochs=2, name="resumed")}
+    first = SparseTrainer(overrides=args)
+
+    def stop_after_first_save(trainer):
+        if trainer.epoch == 0:
+            raise KeyboardInterrupt  # an interrupted run, with last.pt written
+
+    first.add_callback("on_model_save", stop_after_first_save)
+    with pytest.raises(KeyboardInterrupt):
+        first.train()
+    again = SparseTrainer(overrides={**args, "resume": str(first.last), "sr": 0.1})
+    assert (again.args.sr, again.args.sr_schedule) == (2.0, "linear")
+    again.train()
+    results = pd.read_csv(again.save_dir / "results.csv")
+    assert list(results.epoch) == [1, 2]
+
+
+def test_bad_sparse_settings_are_refused():
+    for bad in ({"sr": -1}, {"sr_schedule": "cosine"}, {"sr_step": 1.5}):
+        with pytest.raises(YoloslimError):
+            check_sparse_settings(bad)
