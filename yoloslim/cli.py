@@ -16,6 +16,11 @@ VERBS = {
               "trainer:train"),
     "sparse": ("sparse training, L1 on prunable BN gammas (model=, data=, sr=, sr_schedule=, sr_step=, epochs=, ...)",
                "trainer:sparse"),
+    "finetune": ("train a pruned model at its slim width (model=slim.pt, data=, epochs=, ...)", "trainer:finetune"),
+    "export": ("ONNX export of a (slim) model, checked against onnxruntime (model=, imgsz=, dynamic=, simplify=, "
+               "opset=)", "export:export"),
+    "pipeline": ("the whole flow: train, sparse train, prune at several levels, finetune, export, report "
+                 "(what make demo runs)", "pipeline:pipeline"),
     "inspect": ("show the channel groups of a model, which are frozen and why, and its gammas (model=)",
                 "prune:inspect"),
     "prune": ("remove low-gamma channels: model=, ratio= | threshold=, min_keep=, round_to=, plan=",
