@@ -11,12 +11,12 @@ ALL_CONFIGS = [f"{f}{s}.yaml" for f in FAMILIES for s in SCALES]
 SMALL_CONFIGS = [f"{f}n.yaml" for f in FAMILIES]
 
 
-def build(cfg: str, seed: int = 0):
+def build(cfg: str, seed: int = 0, nc: int | None = None):
     """A stock DetectionModel from yaml with deliberate, distinct BN statistics (random init ties all gammas at 1)."""
     from ultralytics.nn.tasks import DetectionModel
 
     torch.manual_seed(seed)
-    model = DetectionModel(cfg, verbose=False)
+    model = DetectionModel(cfg, nc=nc, verbose=False)
     gen = torch.Generator().manual_seed(seed)
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):

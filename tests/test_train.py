@@ -94,3 +94,23 @@ def test_bad_sparse_settings_are_refused():
     for bad in ({"sr": -1}, {"sr_schedule": "cosine"}, {"sr_step": 1.5}):
         with pytest.raises(YoloslimError):
             check_sparse_settings(bad)
+
+
+def test_finetune_keeps_the_slim_width(tiny_data, tmp_path):
+    from ultralytics import YOLO
+
+    from conftest import build
+    from yoloslim.prune import prune
+    from yoloslim.trainer import SlimTrainer, finetune
+
+    result = prune(build("yolov8n.yaml", nc=2), ratio=0.5, project=tmp_path, name="prune", verbose=False)
+    n_slim = sum(p.numel() for p in result.model.parameters())
+    best = finetune(result.slim, tiny_data, **tiny_train_args(tmp_path, epochs=2))
+    for weights in (best, best.parent / "last.pt"):
+        assert sum(p.numel() for p in YOLO(weights).model.parameters()) == n_slim
+
+    # resume from last.pt (the path DDP workers take too: a trainer made from args alone)
+    again = SlimTrainer(overrides={"model": str(best.parent / "last.pt"), "data": str(tiny_data),
+                                   **tiny_train_args(tmp_path, epochs=3, name="finetune")})
+    again.setup_model()
+    assert sum(p.numel() for p in again.model.parameters()) == n_slim

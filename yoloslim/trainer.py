@@ -147,6 +147,20 @@ class SparseTrainer(DetectionTrainer):
             plot_gamma_history(Path(self.save_dir) / "gammas.csv", Path(self.save_dir) / "gammas.png")
 
 
+class SlimTrainer(DetectionTrainer):
+    """Finetunes the pruned module itself. The stock path rebuilds the model from its yaml at full width
+    and copies what fits; here the model in the checkpoint is trained as it is. DDP workers and
+    resume=True load it from the .pt path in args, so they get the slim module too."""
+
+    def get_model(self, cfg=None, weights=None, verbose=True):
+        if not isinstance(weights, torch.nn.Module):
+            raise YoloslimError(f"finetune needs a pruned checkpoint as model= (a .pt file), got {self.args.model}")
+        if weights.model[-1].nc != self.data["nc"]:
+            raise YoloslimError(f"the model detects {weights.model[-1].nc} classes but {self.args.data} has {self.data['nc']}; "
+                                "finetune on the dataset the model was trained for")
+        return weights
+
+
 def _run(trainer_cls, model, data, **kwargs) -> Path:
     """Train with a trainer class built from overrides alone (as DDP workers do); returns best.pt."""
     from .data import check
@@ -181,3 +195,10 @@ def sparse(model="yolov8n.yaml", data="datasets/tea-synth/data.yaml", sr=SPARSE_
     from .io import atomic_write
 
     return atomic_write(best.parent.parent / "sparse.pt", lambda tmp: shutil.copyfile(best, tmp))
+
+
+def finetune(model="slim.pt", data="datasets/tea-synth/data.yaml", **kwargs) -> Path:
+    """Train a pruned checkpoint at its slim width; best.pt/last.pt keep exactly its parameter count."""
+    if not str(model).endswith(".pt"):
+        raise YoloslimError(f"model={model} must be a pruned .pt checkpoint (made by 'yoloslim prune')")
+    return _run(SlimTrainer, model, data, **{"name": "finetune", **kwargs})
