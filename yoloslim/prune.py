@@ -63,13 +63,13 @@ def prune(model, ratio: float | None = None, threshold: float | None = None, min
         save_dir = output_dir(project, name, exist_ok)
         if isinstance(source, (str, Path)) and Path(source).resolve() == (save_dir / "slim.pt").resolve():
             raise YoloslimError(f"refusing to overwrite the input {source}; choose another project/name")
-        plan.save(save_dir / "plan.json")
-        save_checkpoint(model, save_dir / "slim.pt", plan=str(save_dir / "plan.json"),
-                        source=str(source) if isinstance(source, (str, Path)) else type(source).__name__)
-        write_table(layers, save_dir / "layers.csv")
         from .report import plot_channels
 
+        plan.save(save_dir / "plan.json")
+        write_table(layers, save_dir / "layers.csv")
         plot_channels(before, model, save_dir / "channels.png")
+        save_checkpoint(model, save_dir / "slim.pt", plan=str(save_dir / "plan.json"),  # last: marks done
+                        source=str(source) if isinstance(source, (str, Path)) else type(source).__name__)
     if verbose:
         print(layers.to_string(index=False))
         total = layers.iloc[-1]

@@ -68,3 +68,43 @@ def plot_gamma_history(csv_path, path) -> Path:
     out = atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
     return out
+
+
+def pipeline_report(rows: list[dict], run: Path):
+    """report.csv / report.md (one row per model file) and report.png (mAP vs GFLOPs; before vs after finetune)."""
+    import pandas as pd
+
+    from .io import atomic_write_text
+
+    table = pd.DataFrame(rows)
+    cols = [c for c in ("stage", "level", "params", "gflops", "mAP50", "mAP50-95", "latency_ms", "pt_mb", "onnx_mb")
+            if c in table.columns]
+    table = table[cols + [c for c in table.columns if c not in cols]]
+    atomic_write_text(Path(run) / "report.csv", table.to_csv(index=False))
+    shown = table[cols]
+    atomic_write_text(Path(run) / "report.md", shown.to_markdown(index=False, floatfmt=".4g") + "\n")
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for stage_name, marker in (("baseline", "*"), ("sparse", "s"), ("pruned", "v"), ("finetuned", "o")):
+        part = table[table.stage == stage_name].sort_values("gflops")
+        if len(part):
+            a.plot(part.gflops, part["mAP50-95"], marker=marker, label=stage_name,
+                   linestyle="-" if len(part) > 1 else "none", markersize=9)
+    a.set_xlabel("GFLOPs at 640")
+    a.set_ylabel("mAP50-95")
+    a.set_title("Accuracy vs compute")
+    a.legend()
+    pruned = table[table.stage == "pruned"].set_index("level")
+    tuned = table[table.stage == "finetuned"].set_index("level")
+    levels = [lv for lv in pruned.index if lv in tuned.index]
+    x = range(len(levels))
+    b.bar([i - 0.2 for i in x], [pruned.loc[lv, "mAP50-95"] for lv in levels], width=0.4, label="right after pruning")
+    b.bar([i + 0.2 for i in x], [tuned.loc[lv, "mAP50-95"] for lv in levels], width=0.4, label="after finetune")
+    b.set_xticks(list(x), [f"ratio {lv:g}" for lv in levels])
+    b.set_ylabel("mAP50-95")
+    b.set_title("Before vs after finetune")
+    b.legend()
+    fig.tight_layout()
+    atomic_write(Path(run) / "report.png", lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return shown

@@ -1,0 +1,142 @@
+"""The whole flow in one run folder: baseline -> sparse -> prune at levels -> finetune -> val -> ONNX -> report.
+
+Every stage writes a file a user can keep, and a stage whose file exists is skipped, so an
+interrupted pipeline resumes where it stopped:
+
+    baseline.pt             the unpruned model trained for sparse_epochs + finetune_epochs (the reference)
+    sparse.pt               sparse training from scratch for sparse_epochs
+    prune-<level>/slim.pt   pruned (plus plan.json, layers.csv, channels.png)
+    slim-<level>-ft.pt      finetuned for finetune_epochs
+    slim-<level>-ft.onnx    exported and checked against onnxruntime
+    metrics.json            every measured number, so a resumed run does not measure again
+    report.csv / report.md / *.png
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from . import YoloslimError
+from .io import atomic_write, atomic_write_text
+
+
+def banner(text: str) -> None:
+    print(f"\n{'=' * 8} {text} {'=' * max(8, 70 - len(text))}", flush=True)
+
+
+class Metrics:
+    """metrics.json: one entry per measured thing, written after each measurement."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.data = json.loads(path.read_text()) if path.exists() else {}
+
+    def get(self, key: str, compute):
+        if key not in self.data:
+            self.data[key] = compute()
+            atomic_write_text(self.path, json.dumps(self.data, indent=1))
+        return self.data[key]
+
+
+def validate(weights: Path, data, imgsz: int, batch: int) -> dict:
+    from ultralytics import YOLO
+
+    m = YOLO(str(weights)).val(data=str(data), imgsz=imgsz, batch=batch, plots=False, verbose=False,
+                              project=str(Path(weights).parent / ".val"), name=Path(weights).stem, exist_ok=True)
+    shutil.rmtree(Path(weights).parent / ".val", ignore_errors=True)
+    return {"mAP50": float(m.box.map50), "mAP50-95": float(m.box.map)}
+
+
+def size_stats(weights: Path) -> dict:
+    from .checkpoint import load_model
+    from .prune import layer_stats
+
+    model = load_model(weights)
+    return {"params": sum(p.numel() for p in model.parameters()),
+            "gflops": float(layer_stats(model, 640).gflops.sum()),
+            "pt_mb": Path(weights).stat().st_size / 2**20}
+
+
+def stage(out: Path, title: str, make) -> Path:
+    """Run `make(tmp_dir)` -> produced file, unless `out` exists; move the file to `out` in one rename."""
+    if out.exists():
+        print(f"[skip] {title}: {out} exists")
+        return out
+    banner(title)
+    produced = Path(make())
+    atomic_write(out, lambda tmp: shutil.copyfile(produced, tmp))
+    return out
+
+
+def pipeline(model: str = "yolov8n.yaml", data: str | None = None, levels=(0.3, 0.5, 0.7),
+             sparse_epochs: int = 12, finetune_epochs: int = 6, sr: float | None = None, imgsz: int = 256,
+             batch: int = 16, workers: int = 2, device: str = "cpu", project: str = "runs/yoloslim",
+             name: str = "pipeline", seed: int = 0, export: bool = True) -> Path:
+    from .trainer import SPARSE_DEFAULTS, finetune, sparse, train
+    from .prune import prune
+
+    levels = [float(x) for x in (levels if isinstance(levels, (list, tuple)) else str(levels).split(","))]
+    if not levels or any(not 0 < r < 1 for r in levels):
+        raise YoloslimError(f"levels={levels} must be prune ratios between 0 and 1, e.g. levels=0.3,0.5,0.7")
+    run = Path(project) / name
+    run.mkdir(parents=True, exist_ok=True)
+    metrics = Metrics(run / "metrics.json")
+    common = {"imgsz": imgsz, "batch": batch, "workers": workers, "device": device, "seed": seed,
+              "project": str(run / "train"), "exist_ok": True, "plots": False}
+
+    if data is None:
+        data = Path("datasets/tea-synth/data.yaml")
+        if not data.exists():
+            banner("generate the synthetic tea-sprout dataset")
+            from .data import synth
+
+            data = synth(data.parent)
+    total = sparse_epochs + finetune_epochs
+    baseline = stage(run / "baseline.pt", f"baseline: {model}, {total} epochs",
+                     lambda: train(model, data, epochs=total, name="baseline", **common))
+    sparse_pt = stage(run / "sparse.pt", f"sparse training: {sparse_epochs} epochs",
+                      lambda: sparse(model, data, epochs=sparse_epochs, name="sparse",
+                                     sr=SPARSE_DEFAULTS["sr"] if sr is None else sr, **common))
+    rows = [row(metrics, "baseline", baseline, data, imgsz, batch, level=0.0, export=export),
+            row(metrics, "sparse", sparse_pt, data, imgsz, batch, level=0.0, export=False)]
+    for level in levels:
+        tag = f"{level:g}"
+        slim = run / f"prune-{tag}" / "slim.pt"  # prune() writes slim.pt last, atomically
+        if slim.exists():
+            print(f"[skip] prune {tag}: {slim} exists")
+        else:
+            banner(f"prune {tag} of the prunable channels")
+            prune(sparse_pt, ratio=level, project=run, name=f"prune-{tag}", exist_ok=True)
+        rows.append(row(metrics, "pruned", slim, data, imgsz, batch, level=level, export=False))
+        ft = stage(run / f"slim-{tag}-ft.pt", f"finetune the {tag} slim model: {finetune_epochs} epochs",
+                   lambda: finetune(slim, data, epochs=finetune_epochs, name=f"finetune-{tag}", **common))
+        rows.append(row(metrics, "finetuned", ft, data, imgsz, batch, level=level, export=export))
+
+    banner("report")
+    from .report import pipeline_report
+
+    table = pipeline_report(rows, run)
+    print(table.to_markdown(index=False, floatfmt=".4g"))
+    print(f"\nrun folder: {run.resolve()}\n  report: {run / 'report.md'}, {run / 'report.csv'}, {run / 'report.png'}")
+    return run
+
+
+def row(metrics: Metrics, stage_name: str, weights: Path, data, imgsz: int, batch: int, level: float,
+        export: bool) -> dict:
+    key = weights.stem if weights.name != "slim.pt" else f"{weights.parent.name}-slim"
+    out = {"stage": stage_name, "level": level, "weights": str(weights)}
+    out.update(metrics.get(f"{key}/size", lambda: size_stats(weights)))
+    out.update(metrics.get(f"{key}/val", lambda: validate(weights, data, imgsz, batch)))
+    if export:
+        out.update(metrics.get(f"{key}/onnx", lambda: onnx_stats(weights, imgsz)))
+    return out
+
+
+def onnx_stats(weights: Path, imgsz: int) -> dict:
+    from .export import export, ort_latency
+
+    onnx = export(weights, imgsz=imgsz)
+    lat = ort_latency(onnx, imgsz)
+    return {"onnx": str(onnx), "onnx_mb": Path(onnx).stat().st_size / 2**20, "latency_ms": lat["median_ms"]}
