@@ -95,10 +95,10 @@ def pipeline(model: str = "yolov8n.yaml", data: str | None = None, levels=(0.3, 
             data = synth(data.parent)
     total = sparse_epochs + finetune_epochs
     baseline = stage(run / "baseline.pt", f"baseline: {model}, {total} epochs",
-                     lambda: train(model, data, epochs=total, name="baseline", **common))
+                     lambda: resumable(train, run, "baseline", model, data, epochs=total, **common))
     sparse_pt = stage(run / "sparse.pt", f"sparse training: {sparse_epochs} epochs",
-                      lambda: sparse(model, data, epochs=sparse_epochs, name="sparse",
-                                     sr=SPARSE_DEFAULTS["sr"] if sr is None else sr, **common))
+                      lambda: resumable(sparse, run, "sparse", model, data, epochs=sparse_epochs,
+                                        sr=SPARSE_DEFAULTS["sr"] if sr is None else sr, **common))
     rows = [row(metrics, "baseline", baseline, data, imgsz, batch, level=0.0, export=export),
             row(metrics, "sparse", sparse_pt, data, imgsz, batch, level=0.0, export=False)]
     for level in levels:
@@ -111,7 +111,8 @@ def pipeline(model: str = "yolov8n.yaml", data: str | None = None, levels=(0.3, 
             prune(sparse_pt, ratio=level, project=run, name=f"prune-{tag}", exist_ok=True)
         rows.append(row(metrics, "pruned", slim, data, imgsz, batch, level=level, export=False))
         ft = stage(run / f"slim-{tag}-ft.pt", f"finetune the {tag} slim model: {finetune_epochs} epochs",
-                   lambda: finetune(slim, data, epochs=finetune_epochs, name=f"finetune-{tag}", **common))
+                   lambda: resumable(finetune, run, f"finetune-{tag}", slim, data, epochs=finetune_epochs,
+                                     **common))
         rows.append(row(metrics, "finetuned", ft, data, imgsz, batch, level=level, export=export))
 
     banner("report")
@@ -121,6 +122,20 @@ def pipeline(model: str = "yolov8n.yaml", data: str | None = None, levels=(0.3, 
     print(table.to_markdown(index=False, floatfmt=".4g"))
     print(f"\nrun folder: {run.resolve()}\n  report: {run / 'report.md'}, {run / 'report.csv'}, {run / 'report.png'}")
     return run
+
+
+def resumable(train_fn, run: Path, name: str, model, data, **kwargs) -> Path:
+    """Start a training stage, or resume it from its last.pt when an earlier pipeline was interrupted."""
+    import torch
+
+    weights = run / "train" / name / "weights"
+    if (weights / "last.pt").exists():
+        ckpt = torch.load(weights / "last.pt", map_location="cpu", weights_only=False)
+        if ckpt.get("epoch", -1) == -1 and (weights / "best.pt").exists():
+            return weights / "best.pt"  # it had finished; only the copy to the stage file was missing
+        print(f"resuming {name} from {weights / 'last.pt'} (epoch {ckpt['epoch'] + 1})")
+        return train_fn(weights / "last.pt", data, name=name, resume=str(weights / "last.pt"), **kwargs)
+    return train_fn(model, data, name=name, **kwargs)
 
 
 def row(metrics: Metrics, stage_name: str, weights: Path, data, imgsz: int, batch: int, level: float,

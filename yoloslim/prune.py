@@ -82,11 +82,11 @@ def prune(model, ratio: float | None = None, threshold: float | None = None, min
 
 
 def output_dir(project, name, exist_ok: bool) -> Path:
-    """project/name, or name2, name3 ... when it exists (Ultralytics' convention) unless exist_ok."""
-    base = Path(project) / name
-    path, n = base, 2
-    while path.exists() and not exist_ok:
-        path, n = Path(f"{base}{n}"), n + 1
+    """project/name; one that already holds a slim.pt is refused unless exist_ok (nothing is overwritten)."""
+    path = Path(project) / name
+    if (path / "slim.pt").exists() and not exist_ok:
+        raise YoloslimError(f"{path} already holds a slim.pt; pass exist_ok=True to replace it, "
+                            "or name=<new folder>")
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -1,0 +1,39 @@
+"""The whole flow on a tiny generated dataset: every stage's file, the report, and resuming."""
+
+import pandas as pd
+import pytest
+
+from conftest import tiny_train_args
+from yoloslim.pipeline import pipeline
+from yoloslim.trainer import SparseTrainer
+
+TINY = {"levels": "0.5", "sparse_epochs": 2, "finetune_epochs": 1, "imgsz": 64, "batch": 4, "workers": 0, "export": False}
+
+
+def test_pipeline_runs_every_stage_and_resumes(tiny_data, tmp_path, capsys):
+    # An earlier pipeline was interrupted during sparse training, after its first epoch.
+    args = {"model": "yolov8n.yaml", "data": str(tiny_data), "sr": 0.5,
+            **tiny_train_args(tmp_path / "pipe" / "train", epochs=2, name="sparse", batch=4, plots=False)}
+    interrupted = SparseTrainer(overrides=args)
+    interrupted.add_callback("on_model_save", lambda t: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.train()
+
+    run = pipeline(data=str(tiny_data), sr=0.5, project=str(tmp_path), name="pipe", **TINY)
+    out = capsys.readouterr().out
+    assert "resuming sparse" in out
+    for f in ("baseline.pt", "sparse.pt", "prune-0.5/slim.pt", "prune-0.5/plan.json", "slim-0.5-ft.pt",
+              "report.csv", "report.md", "report.png", "metrics.json"):
+        assert (run / f).stat().st_size > 0, f
+    assert list((run / "train" / "sparse").glob("results.csv"))
+    assert len(pd.read_csv(run / "train" / "sparse" / "results.csv")) == 2  # resumed, not restarted
+
+    report = pd.read_csv(run / "report.csv").set_index("stage")
+    assert report.loc["finetuned", "params"] == report.loc["pruned", "params"] < report.loc["baseline", "params"]
+    assert report.loc["pruned", "gflops"] < report.loc["sparse", "gflops"]
+
+    measured = (run / "metrics.json").read_text()
+    again = pipeline(data=str(tiny_data), sr=0.5, project=str(tmp_path), name="pipe", **TINY)
+    out = capsys.readouterr().out
+    assert again == run and out.count("[skip]") == 4  # baseline, sparse, prune, finetune: nothing redone
+    assert (run / "metrics.json").read_text() == measured  # nor measured again
