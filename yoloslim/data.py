@@ -27,7 +27,7 @@ IMAGE_SUFFIXES = {"avif", "bmp", "dng", "heic", "heif", "jp2", "jpeg", "jpg", "m
 EMPTY_IMAGE_RATE = 0.10  # images with no labelled object, only background and distractors
 MAX_OBJECTS = 8  # labelled objects per non-empty image: 1..MAX_OBJECTS
 MAX_DISTRACTORS = 6  # unlabelled twigs, stones, berries, dry leaves per image: 0..MAX_DISTRACTORS
-BUD_LENGTH = (0.09, 0.26)
+BUD_LENGTH = (0.10, 0.26)
 LEAF_LENGTH = (0.13, 0.38)
 MIN_VISIBLE = 0.4  # drop a label when less than this share of the shape is visible
 MIN_BOX_SIDE = 0.012  # drop a label whose visible box is narrower than this (at least 2 px)
@@ -38,7 +38,7 @@ BLUR_RATE = 0.25
 # synth
 
 
-def synth(out="datasets/tea-synth", train=400, val=100, imgsz=256, seed=0, overwrite=False) -> Path:
+def synth(out="datasets/tea-synth", train=400, val=100, imgsz=224, seed=0, overwrite=False) -> Path:
     """Write the synthetic tea-sprout dataset to `out` and return the path of its data.yaml."""
     for name, value, low in (("train", train, 1), ("val", val, 1), ("imgsz", imgsz, 32), ("seed", seed, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -70,7 +70,8 @@ def synth(out="datasets/tea-synth", train=400, val=100, imgsz=256, seed=0, overw
         write_split(partial, "train", 0, train, imgsz, seed, counts)
         write_split(partial, "val", 1, val, imgsz, seed, counts)
         spec = {"path": str(out), "train": "images/train", "val": "images/val", "names": dict(NAMES)}
-        header = f"# Synthetic tea-sprout dataset: yoloslim data synth train={train} val={val} imgsz={imgsz} seed={seed}\n"
+        header = f"# Synthetic tea-sprout dataset: yoloslim data synth train={train} val={val} imgsz={imgsz} "
+        header += f"seed={seed}\n"
         (partial / "data.yaml").write_text(header + yaml.safe_dump(spec, sort_keys=False))
         if out.exists():
             os.replace(out, previous)
@@ -253,7 +254,8 @@ def draw_image(rng, size):
     owner = np.zeros((size, size), np.uint8)
     count = 0 if rng.random() < EMPTY_IMAGE_RATE else int(rng.integers(1, MAX_OBJECTS + 1))
     items = [("bud" if rng.random() < 0.5 else "leaf") for _ in range(count)]
-    items += [str(rng.choice(["twig", "stone", "berry", "dry leaf"])) for _ in range(rng.integers(0, MAX_DISTRACTORS + 1))]
+    clutter = ["twig", "stone", "berry", "dry leaf"]  # never labelled
+    items += [str(rng.choice(clutter)) for _ in range(rng.integers(0, MAX_DISTRACTORS + 1))]
     objects = []  # (class id, full polygon area)
     for position in rng.permutation(len(items)):  # random depth order: anything may cover anything
         kind = items[position]
