@@ -1,12 +1,14 @@
 """Benchmark sparse training: plain vs sparse yolov8n on the generated dataset, same epochs and seed.
 
-Prints mAP50-95 of both, the share of prunable gammas below 1e-2 and 1e-3, the per-epoch time
-overhead, and where the gamma plot is; then short sparse runs on yolov5n and yolo11n.
+Like a user's flow, both start from the same trained model (yolov8n.yaml trained --pretrain-epochs
+first; see yoloslim/pipeline.py for why sparse training starts from a trained model). Prints mAP50-95
+of both, the share of prunable gammas below 1e-2 and 1e-3, the per-epoch time overhead, and where
+the gamma plot is; then short sparse runs on yolov5n and yolo11n.
 
-    python scripts/bench_sparse.py [--epochs 30] [--sr <default>] [--imgsz 256] [--out runs/bench_sparse]
+    python scripts/bench_sparse.py [--pretrain-epochs 8] [--epochs 6] [--sr <default>] [--imgsz 224]
 
-Both runs use SGD (what sparse training picks for optimizer=auto, see yoloslim/trainer.py), so the
-only difference between them is the L1 term.
+Both runs use SGD without warm-up (what sparse training picks for optimizer=auto, see
+yoloslim/trainer.py), so the only difference between them is the L1 term.
 """
 
 from __future__ import annotations
@@ -34,10 +36,12 @@ def main() -> None:
     from yoloslim.trainer import SPARSE_DEFAULTS, sparse, train
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--pretrain-epochs", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--sr", type=float, default=SPARSE_DEFAULTS["sr"])
-    p.add_argument("--imgsz", type=int, default=256)
+    p.add_argument("--imgsz", type=int, default=224)
     p.add_argument("--data", default="datasets/tea-synth/data.yaml")
+    p.add_argument("--nbs", type=int, default=16, help="images per optimizer step (as the pipeline uses)")
     p.add_argument("--short-epochs", type=int, default=3, help="epochs of the yolov5n / yolo11n runs")
     p.add_argument("--out", default="runs/bench_sparse")
     a = p.parse_args()
@@ -45,20 +49,24 @@ def main() -> None:
     data = Path(a.data)
     if not data.exists():
         data = synth(data.parent)
-    common = {"imgsz": a.imgsz, "batch": 16, "workers": 2, "device": "cpu", "seed": 0, "deterministic": True,
-              "project": a.out, "exist_ok": True, "plots": False}
+    common = {"imgsz": a.imgsz, "batch": 16, "nbs": a.nbs, "workers": 2, "device": "cpu", "seed": 0, "deterministic": True,
+              "project": a.out, "exist_ok": True, "plots": False, "val": False}
+    pretrained = Path(a.out) / "pretrain" / "weights" / "best.pt"
+    if not pretrained.exists():
+        train("yolov8n.yaml", data, epochs=a.pretrain_epochs, name="pretrain", **common)
     rows = []
     for kind in ("plain", "sparse"):
         start = time.time()
+        tuned = {**common, "warmup_epochs": 0, "optimizer": "SGD", "name": kind}
         if kind == "plain":
-            best = train("yolov8n.yaml", data, epochs=a.epochs, optimizer="SGD", name=kind, **common)
+            best = train(pretrained, data, epochs=a.epochs, **tuned)
         else:
-            best = sparse("yolov8n.yaml", data, epochs=a.epochs, sr=a.sr, name=kind, **common)
+            best = sparse(pretrained, data, epochs=a.epochs, sr=a.sr, **tuned)
         run = Path(a.out) / kind
         res = pd.read_csv(run / "results.csv")
         m = YOLO(best).val(data=str(data), imgsz=a.imgsz, batch=16, plots=False, verbose=False,
                            project=a.out, name=f"{kind}-val", exist_ok=True)
-        rows.append({"model": "yolov8n", "run": kind, "epochs": a.epochs, "mAP50": m.box.map50, "mAP50-95": m.box.map,
+        rows.append({"model": "yolov8n", "run": kind, "epochs": f"{a.pretrain_epochs}+{a.epochs}", "mAP50": m.box.map50, "mAP50-95": m.box.map,
                      "gamma<1e-2": res.get("sparsity/gamma<1e-2", pd.Series([None])).iloc[-1],
                      "gamma<1e-3": res.get("sparsity/gamma<1e-3", pd.Series([None])).iloc[-1],
                      "s/epoch": epoch_seconds(run), "wall_s": time.time() - start})

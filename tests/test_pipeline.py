@@ -7,7 +7,7 @@ from conftest import tiny_train_args
 from yoloslim.pipeline import pipeline
 from yoloslim.trainer import SparseTrainer
 
-TINY = {"levels": "0.5", "sparse_epochs": 2, "finetune_epochs": 1, "imgsz": 64, "batch": 4, "workers": 0, "export": False}
+TINY = {"levels": "0.5", "pretrain_epochs": 1, "sparse_epochs": 2, "finetune_epochs": 1, "imgsz": 64, "batch": 4, "workers": 0}
 
 
 def test_pipeline_runs_every_stage_and_resumes(tiny_data, tmp_path, capsys):
@@ -22,7 +22,7 @@ def test_pipeline_runs_every_stage_and_resumes(tiny_data, tmp_path, capsys):
     run = pipeline(data=str(tiny_data), sr=0.5, project=str(tmp_path), name="pipe", **TINY)
     out = capsys.readouterr().out
     assert "resuming sparse" in out
-    for f in ("baseline.pt", "sparse.pt", "prune-0.5/slim.pt", "prune-0.5/plan.json", "slim-0.5-ft.pt",
+    for f in ("pretrained.pt", "baseline.pt", "sparse.pt", "prune-0.5/slim.pt", "prune-0.5/plan.json", "slim-0.5-ft.pt",
               "report.csv", "report.md", "report.png", "metrics.json"):
         assert (run / f).stat().st_size > 0, f
     assert list((run / "train" / "sparse").glob("results.csv"))
@@ -31,9 +31,12 @@ def test_pipeline_runs_every_stage_and_resumes(tiny_data, tmp_path, capsys):
     report = pd.read_csv(run / "report.csv").set_index("stage")
     assert report.loc["finetuned", "params"] == report.loc["pruned", "params"] < report.loc["baseline", "params"]
     assert report.loc["pruned", "gflops"] < report.loc["sparse", "gflops"]
+    for stage in ("baseline", "finetuned"):  # exported, checked against onnxruntime, timed
+        assert report.loc[stage, "latency_ms"] > 0 and report.loc[stage, "onnx_max_diff"] < 1e-3
+        assert (run / f"{'baseline' if stage == 'baseline' else 'slim-0.5-ft'}.onnx").exists()
 
     measured = (run / "metrics.json").read_text()
     again = pipeline(data=str(tiny_data), sr=0.5, project=str(tmp_path), name="pipe", **TINY)
     out = capsys.readouterr().out
-    assert again == run and out.count("[skip]") == 4  # baseline, sparse, prune, finetune: nothing redone
+    assert again == run and out.count("[skip]") == 5  # pretrain, baseline, sparse, prune, finetune: nothing redone
     assert (run / "metrics.json").read_text() == measured  # nor measured again

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from conftest import ALL_CONFIGS, SMALL_CONFIGS, build, raw_outputs, rel_err
+from conftest import ALL_CONFIGS, SMALL_CONFIGS, build, calibrate, raw_outputs, rel_err
 from yoloslim import YoloslimError
 from yoloslim.blocks import build_graph
 from yoloslim.plan import Plan, make_plan, resolve
@@ -53,12 +53,14 @@ def test_removing_masked_channels_keeps_outputs(cfg, image):
     model = build(cfg)
     graph = build_graph(model)
     chosen = choose_and_mask(graph, seed=1)
+    calibrate(model)  # statistics of the masked model, so its outputs still depend on the input
     before = raw_outputs(model, image)
     params_before = sum(p.numel() for p in model.parameters())
 
     kept = prune_exactly(model, graph)
 
     assert rel_err(raw_outputs(model, image), before) < 1e-4
+    assert rel_err(raw_outputs(model, image * 0.3), before) > 1e-2  # the match is not a constant output
     for g, removed in chosen.items():
         assert sorted(set(range(g.size)) - set(kept[g])) == removed, g.name
         for p in g.producers:  # every writer of the group really lost those channels
@@ -109,7 +111,10 @@ def test_each_coupling_kind_alone(cfg, kind, image):
 
 
 @pytest.mark.parametrize("cfg", SMALL_CONFIGS)
-def test_compensation_folds_removed_constants(cfg, image):
+def test_compensation_folds_removed_constants(cfg):
+    """Folding is exact for 1x1 consumers and interior pixels, approximate at zero-padded borders of kxk convs:
+    so the mean error over a 256 px image, where borders are a minority, must drop far below unfolded."""
+    image = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(123))
     model = build(cfg, seed=4)
     graph = build_graph(model)
     choose_and_mask(graph, seed=5, keep_beta=True)  # removed channels still emit act(beta)
@@ -120,9 +125,9 @@ def test_compensation_folds_removed_constants(cfg, image):
     prune_in_place(plain, build_graph(plain), plan, compensate=False)
     prune_in_place(model, graph, plan, compensate=True)
 
-    err_plain = rel_err(raw_outputs(plain, image), before)
-    err_folded = rel_err(raw_outputs(model, image), before)
-    assert err_folded < 0.2 * err_plain, (err_folded, err_plain)
+    err_plain = float((raw_outputs(plain, image) - before).abs().mean())
+    err_folded = float((raw_outputs(model, image) - before).abs().mean())
+    assert err_folded < 0.15 * err_plain, (err_folded, err_plain)
 
 
 def test_frozen_groups_say_why():

@@ -32,24 +32,57 @@ print("MAP", metrics.box.map)
     assert list((tmp_path / "val").glob("*.png"))
 
 
-def test_sparse_training_shrinks_only_prunable_gammas(tiny_data, tmp_path):
+def test_penalty_gradient_is_the_l1_term_on_prunable_gammas_only(tiny_data, tmp_path):
+    """The added gradient is autograd's gradient of sr * sum|gamma| per nominal batch, times the AMP scale."""
+    from yoloslim.prune import graph_of
+
+    trainer = SparseTrainer(overrides={"model": "yolo11n.yaml", "data": str(tiny_data), "sr": 0.3,
+                                       **tiny_train_args(tmp_path, batch=4, nbs=16)})
+    trainer._setup_train()
+    trainer.epoch = 0  # as in the first epoch of the training loop
+    model = trainer.model
+    groups = graph_of(model).groups()
+    prunable = {id(p.bn.weight): p.bn.weight for g in groups if not g.frozen for p in g.producers if p.bn}
+    frozen = [p.bn.weight for g in groups if g.frozen for p in g.producers if p.bn]
+    assert frozen and prunable and len(trainer.gammas) == len(prunable)
+    with torch.no_grad():  # some gammas negative and some zero, as during training
+        for gamma in prunable.values():
+            gamma[::3] *= -1
+            gamma[1::5] = 0
+
+    for amp_scale in (1.0, 256.0):  # without AMP, and as under AMP: gradients still scaled
+        trainer.scaler = torch.amp.GradScaler("cpu", init_scale=amp_scale, enabled=amp_scale != 1.0)
+        model.zero_grad(set_to_none=True)
+        trainer.add_penalty_gradient()
+        added = {k: g.grad.clone() for k, g in prunable.items()}
+        model.zero_grad(set_to_none=True)
+        images = trainer.batch_size * trainer.accumulate  # 4 x 4 = the nominal batch of 16
+        (0.3 * sum(g.abs().sum() for g in prunable.values()) * images / 16 * amp_scale).backward()
+        for k, g in prunable.items():
+            assert torch.allclose(added[k], g.grad), "penalty gradient differs from autograd's"
+    model.zero_grad(set_to_none=True)
+    trainer.add_penalty_gradient()
+    assert all(g.grad is None for g in frozen)  # attention BNs are left alone
+
+
+def test_sparse_training_shrinks_gammas_and_reports_them(tiny_data, tmp_path):
     from ultralytics import YOLO
 
     from yoloslim.prune import graph_of
 
-    out = sparse("yolo11n.yaml", tiny_data, sr=50.0, **tiny_train_args(tmp_path, epochs=2))
+    def mean_prunable_gamma(weights):
+        groups = graph_of(YOLO(weights).model.float()).groups()  # sparse.pt is a normal Ultralytics checkpoint
+        return float(torch.cat([g.importance() for g in groups if not g.frozen]).mean())
+
+    args = tiny_train_args(tmp_path, epochs=2, lr0=0.1, optimizer="SGD")
+    plain = sparse("yolov8n.yaml", tiny_data, sr=0.0, **{**args, "name": "plain"})
+    out = sparse("yolov8n.yaml", tiny_data, sr=5.0, **args)
     results = pd.read_csv(out.parent / "results.csv")
     for col in ("sparsity/gamma<1e-2", "sparsity/gamma<1e-3", "sparsity/mean_gamma"):
         assert col in results.columns
-    assert results["sparsity/mean_gamma"].iloc[-1] < 0.5
-    assert (out.parent / "gammas.png").stat().st_size > 0
-
-    model = YOLO(out).model.float()  # sparse.pt is a normal Ultralytics checkpoint
-    groups = graph_of(model).groups()
-    prunable = torch.cat([g.importance() for g in groups if not g.frozen])
-    frozen = [p.bn.weight.abs().min() for g in groups if g.frozen for p in g.producers if p.bn is not None]
-    assert float(prunable.mean()) < 0.5
-    assert frozen and min(float(f) for f in frozen) > 0.5  # attention BNs are left alone
+    assert (out.parent / "gammas.png").stat().st_size > 0 and (out.parent / "gammas.csv").exists()
+    assert mean_prunable_gamma(out) < mean_prunable_gamma(plain) - 0.02
+    assert results["sparsity/mean_gamma"].iloc[-1] == pytest.approx(mean_prunable_gamma(out), abs=2e-3)
 
 
 def test_sparse_settings_travel_through_ddp_launch_file(tiny_data, tmp_path):

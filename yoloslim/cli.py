@@ -21,6 +21,8 @@ VERBS = {
                "opset=)", "export:export"),
     "pipeline": ("the whole flow: train, sparse train, prune at several levels, finetune, export, report "
                  "(what make demo runs)", "pipeline:pipeline"),
+    "compare": ("several models x prune levels in one table and plots (models=, levels=, or runs= of finished "
+                "pipelines)", "compare:compare"),
     "inspect": ("show the channel groups of a model, which are frozen and why, and its gammas (model=)",
                 "prune:inspect"),
     "prune": ("remove low-gamma channels: model=, ratio= | threshold=, min_keep=, round_to=, plan=",

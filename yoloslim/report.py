@@ -85,7 +85,7 @@ def pipeline_report(rows: list[dict], run: Path):
     atomic_write_text(Path(run) / "report.md", shown.to_markdown(index=False, floatfmt=".4g") + "\n")
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for stage_name, marker in (("baseline", "*"), ("sparse", "s"), ("pruned", "v"), ("finetuned", "o")):
+    for stage_name, marker in (("pretrained", "D"), ("baseline", "*"), ("sparse", "s"), ("pruned", "v"), ("finetuned", "o")):
         part = table[table.stage == stage_name].sort_values("gflops")
         if len(part):
             a.plot(part.gflops, part["mAP50-95"], marker=marker, label=stage_name,
