@@ -42,9 +42,9 @@ from ultralytics.utils.torch_utils import unwrap_model
 
 from . import YoloslimError
 
-# Tuned on the generated dataset (scripts/bench_sparse.py): sr=1.5 per nominal batch for the first half, then
+# Tuned on the generated dataset (scripts/bench_sparse.py): sr=1 per nominal batch for the first half, then
 # sr/100 so the network recovers around the channels that survived.
-SPARSE_DEFAULTS = {"sr": 1.5, "sr_schedule": "step", "sr_step": 0.5}
+SPARSE_DEFAULTS = {"sr": 1.0, "sr_schedule": "step", "sr_step": 0.5}
 SCHEDULES = ("constant", "linear", "step")
 HIST_BINS = np.concatenate([[0.0], np.logspace(-4, 1, 41)])  # |gamma| bins, log-spaced, first one catches 0
 
