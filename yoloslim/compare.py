@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import YoloslimError
-from .io import atomic_write, atomic_write_text
+from .io import atomic_write_text
 
 MEASURES = ("mAP50", "mAP50-95")
 
@@ -93,10 +93,7 @@ def compare(models="yolov8n.yaml,yolov8s.yaml,yolov8m.yaml", levels="0.3,0.5,0.7
 
 def plot_compare(table, path) -> Path:
     """Left: final mAP50-95 vs GFLOPs, one curve per model family. Right: mAP before vs after finetune."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .report import bars_before_after, plt, save_figure  # report sets the headless backend
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.8))
     for fam, part in table.groupby("family", sort=False):
@@ -112,14 +109,6 @@ def plot_compare(table, path) -> Path:
     a.set_title("Accuracy vs compute (labels: size, prune level)")
     a.legend()
     pruned = table[table.level > 0]
-    x = range(len(pruned))
-    b.bar([i - 0.2 for i in x], pruned["mAP50-95 pruned"], width=0.4, label="right after pruning")
-    b.bar([i + 0.2 for i in x], pruned["mAP50-95 final"], width=0.4, label="after finetune")
-    b.set_xticks(list(x), [f"{m}\n{lv:g}" for m, lv in zip(pruned.model, pruned.level)], fontsize=7)
-    b.set_ylabel("mAP50-95")
-    b.set_title("Before vs after finetune")
-    b.legend()
-    fig.tight_layout()
-    result = atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
-    return result
+    bars_before_after(b, [f"{m}\n{lv:g}" for m, lv in zip(pruned.model, pruned.level)], pruned["mAP50-95 pruned"],
+                      pruned["mAP50-95 final"])
+    return save_figure(fig, path)

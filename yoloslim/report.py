@@ -34,10 +34,7 @@ def plot_channels(before: nn.Module, after: nn.Module, path) -> Path:
     kept = sum(slim.values()) / max(1, sum(full.values()))
     ax.set_title(f"Kept channels per conv: {kept:.0%} of conv channels remain")
     ax.legend()
-    fig.tight_layout()
-    out = atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
-    return out
+    return save_figure(fig, path)
 
 
 def plot_gamma_history(csv_path, path) -> Path:
@@ -64,10 +61,7 @@ def plot_gamma_history(csv_path, path) -> Path:
     b.set_ylabel("share of channels")
     b.set_title("First and last epoch: bimodal means prunable")
     b.legend()
-    fig.tight_layout()
-    out = atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
-    return out
+    return save_figure(fig, path)
 
 
 def pipeline_report(rows: list[dict], run: Path):
@@ -97,14 +91,25 @@ def pipeline_report(rows: list[dict], run: Path):
     pruned = table[table.stage == "pruned"].set_index("level")
     tuned = table[table.stage == "finetuned"].set_index("level")
     levels = [lv for lv in pruned.index if lv in tuned.index]
-    x = range(len(levels))
-    b.bar([i - 0.2 for i in x], [pruned.loc[lv, "mAP50-95"] for lv in levels], width=0.4, label="right after pruning")
-    b.bar([i + 0.2 for i in x], [tuned.loc[lv, "mAP50-95"] for lv in levels], width=0.4, label="after finetune")
-    b.set_xticks(list(x), [f"ratio {lv:g}" for lv in levels])
-    b.set_ylabel("mAP50-95")
-    b.set_title("Before vs after finetune")
-    b.legend()
-    fig.tight_layout()
-    atomic_write(Path(run) / "report.png", lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
+    bars_before_after(b, [f"ratio {lv:g}" for lv in levels], [pruned.loc[lv, "mAP50-95"] for lv in levels],
+                      [tuned.loc[lv, "mAP50-95"] for lv in levels])
+    save_figure(fig, Path(run) / "report.png")
     return shown
+
+
+def bars_before_after(ax, labels, before, after) -> None:
+    """mAP50-95 right after pruning next to after finetune, one pair of bars per label."""
+    x = range(len(labels))
+    ax.bar([i - 0.2 for i in x], list(before), width=0.4, label="right after pruning")
+    ax.bar([i + 0.2 for i in x], list(after), width=0.4, label="after finetune")
+    ax.set_xticks(list(x), labels, fontsize=7 if len(labels) > 4 else None)
+    ax.set_ylabel("mAP50-95")
+    ax.set_title("Before vs after finetune")
+    ax.legend()
+
+
+def save_figure(fig, path) -> Path:
+    fig.tight_layout()
+    out = atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return out
