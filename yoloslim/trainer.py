@@ -42,7 +42,7 @@ from ultralytics.utils.torch_utils import unwrap_model
 
 from . import YoloslimError
 
-# Tuned on the generated dataset (scripts/bench_sparse.py): sr=1 per nominal batch for the first half, then
+# Chosen from sweeps on the generated dataset (see README): sr=1 per nominal batch for the first half, then
 # sr/100 so the network recovers around the channels that survived.
 SPARSE_DEFAULTS = {"sr": 1.0, "sr_schedule": "step", "sr_step": 0.5}
 SCHEDULES = ("constant", "linear", "step")
