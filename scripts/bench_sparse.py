@@ -5,7 +5,7 @@ first; see yoloslim/pipeline.py for why sparse training starts from a trained mo
 of both, the share of prunable gammas below 1e-2 and 1e-3, the per-epoch time overhead, and where
 the gamma plot is; then short sparse runs on yolov5n and yolo11n.
 
-    python scripts/bench_sparse.py [--pretrain-epochs 8] [--epochs 6] [--sr <default>] [--imgsz 224]
+    python scripts/bench_sparse.py [--pretrain-epochs 8] [--epochs 12] [--sr <default>] [--imgsz 224]
 
 Both runs use SGD without warm-up (what sparse training picks for optimizer=auto, see
 yoloslim/trainer.py), so the only difference between them is the L1 term.
@@ -37,7 +37,7 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pretrain-epochs", type=int, default=8)
-    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--sr", type=float, default=SPARSE_DEFAULTS["sr"])
     p.add_argument("--imgsz", type=int, default=224)
     p.add_argument("--data", default="datasets/tea-synth/data.yaml")

@@ -11,15 +11,9 @@ from pathlib import Path
 
 from . import YoloslimError
 from .io import atomic_write_text
+from .pipeline import as_list
 
 MEASURES = ("mAP50", "mAP50-95")
-
-
-def as_list(value) -> list[str]:
-    if value is None:
-        return []
-    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
-    return [str(x).strip() for x in items if str(x).strip()]
 
 
 def family(model: str) -> str:

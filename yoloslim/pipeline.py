@@ -30,6 +30,14 @@ from . import YoloslimError
 from .io import atomic_write, atomic_write_text
 
 
+def as_list(value) -> list[str]:
+    """'a,b' or ['a', 'b'] -> ['a', 'b'] (CLI values arrive as comma-separated strings)."""
+    if value is None:
+        return []
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    return [str(x).strip() for x in items if str(x).strip()]
+
+
 def banner(text: str) -> None:
     print(f"\n{'=' * 8} {text} {'=' * max(8, 70 - len(text))}", flush=True)
 
@@ -90,9 +98,13 @@ def pipeline(model: str = "yolov8n.yaml", data: str | None = None, levels=(0.3, 
     from .prune import prune
     from .trainer import SPARSE_DEFAULTS, finetune, sparse, train
 
-    levels = [float(x) for x in (levels if isinstance(levels, (list, tuple)) else str(levels).split(","))]
+    given = levels
+    try:
+        levels = [float(x) for x in as_list(levels)]
+    except ValueError:
+        levels = []
     if not levels or any(not 0 < r < 1 for r in levels):
-        raise YoloslimError(f"levels={levels} must be prune ratios between 0 and 1, e.g. levels=0.3,0.5,0.7")
+        raise YoloslimError(f"levels={given} must be prune ratios between 0 and 1, e.g. levels=0.3,0.5,0.7")
     for key, value in (("pretrain_epochs", pretrain_epochs), ("sparse_epochs", sparse_epochs),
                        ("finetune_epochs", finetune_epochs)):
         if not isinstance(value, int) or value < (0 if key == "pretrain_epochs" else 1):
