@@ -147,3 +147,53 @@ def test_finetune_keeps_the_slim_width(tiny_data, tmp_path):
                                    **tiny_train_args(tmp_path, epochs=3, name="finetune")})
     again.setup_model()
     assert sum(p.numel() for p in again.model.parameters()) == n_slim
+
+
+def saved_weights(path) -> torch.Tensor:
+    from ultralytics.utils.patches import torch_load
+
+    ckpt = torch_load(path, map_location="cpu")
+    state = (ckpt.get("ema") or ckpt["model"]).float().state_dict()  # mid-run saves keep the EMA apart
+    return torch.cat([v.flatten() for k, v in state.items() if v.is_floating_point() and "running" not in k])
+
+
+@pytest.mark.parametrize("stage", ["sparse", "finetune"])
+def test_interrupted_run_resumes_to_the_same_result(stage, tiny_data, tmp_path):
+    """Killed after epoch 1 of 3, then resume=True: it ends where the uninterrupted run ends. Not bit for bit:
+    stock resume restarts from the saved (fp16, EMA) weights and re-seeds augmentation, so the bound is
+    relative to what really changes the result, the seed."""
+    from conftest import build
+    from yoloslim.prune import prune
+    from yoloslim.trainer import SlimTrainer
+
+    if stage == "sparse":
+        trainer_cls, model, extra = SparseTrainer, "yolov8n.yaml", {"sr": 1.0, "sr_schedule": "linear"}
+    else:
+        trainer_cls, extra = SlimTrainer, {}
+        model = str(prune(build("yolov8n.yaml", nc=2), ratio=0.5, project=tmp_path, name="prune", verbose=False).slim)
+    args = {"model": model, "data": str(tiny_data), **extra, **tiny_train_args(tmp_path, epochs=3, lr0=0.05)}
+
+    def finished(**kw):
+        trainer = trainer_cls(overrides={**args, **kw})
+        trainer.train()
+        return trainer
+
+    def stop_after_first_epoch(trainer):
+        if trainer.epoch == 0:
+            raise KeyboardInterrupt  # last.pt of epoch 1 is on disk
+
+    whole, other_seed = finished(name="whole"), finished(name="seed1", seed=1)
+    interrupted = trainer_cls(overrides={**args, "name": "cut"})
+    interrupted.add_callback("on_model_save", stop_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.train()
+    start = saved_weights(interrupted.last)  # before resuming overwrites it
+    resumed = finished(name="cut", resume=str(interrupted.last))
+
+    assert list(pd.read_csv(resumed.save_dir / "results.csv").epoch) == [1, 2, 3]
+    end, end_resumed, end_seed1 = (saved_weights(t.last) for t in (whole, resumed, other_seed))
+    assert end.shape == end_resumed.shape  # same width (the slim one for finetune)
+    gap = (end_resumed - end).norm()
+    print(f"{stage}: resumed-to-whole {gap:.4f}, seed 1-to-whole {(end_seed1 - end).norm():.4f}, "
+          f"epochs 2-3 moved {(end - start).norm():.4f}")
+    assert gap < 0.5 * (end_seed1 - end).norm()  # measured: 60x (sparse) and 5x (finetune) closer
