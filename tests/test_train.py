@@ -65,6 +65,34 @@ def test_penalty_gradient_is_the_l1_term_on_prunable_gammas_only(tiny_data, tmp_
     assert all(g.grad is None for g in frozen)  # attention BNs are left alone
 
 
+def test_a_gamma_the_step_carries_across_zero_stops_there(tiny_data, tmp_path):
+    trainer = SparseTrainer(overrides={"model": "yolov8n.yaml", "data": str(tiny_data), "sr": 1.0, "optimizer": "SGD",
+                                       **tiny_train_args(tmp_path)})
+    trainer._setup_train()
+    trainer.epoch = 0
+    _, gamma = trainer.gammas[0]
+
+    def step_from(values, grads):
+        with torch.no_grad():
+            gamma[:] = 0.5
+            gamma[:3] = torch.tensor(values)
+        trainer.optimizer.zero_grad(set_to_none=True)
+        trainer.optimizer.state.clear()
+        gamma.grad = torch.zeros_like(gamma)
+        gamma.grad[:3] = torch.tensor(grads)  # lr 0.01: +-100 carries +-0.01 well past zero, 1 does not
+        trainer.optimizer.step()
+        return gamma.detach().clone(), trainer.optimizer.state[gamma]["momentum_buffer"]
+
+    after, momentum = step_from([0.01, -0.01, 0.3], [100.0, -100.0, 1.0])
+    assert after[:2].tolist() == [0.0, 0.0] and momentum[:2].tolist() == [0.0, 0.0]
+    assert 0 < after[2] < 0.3 and momentum[2] != 0  # a gamma that does not reach zero moves as SGD says
+    assert torch.all(after[3:] == 0.5)
+
+    trainer.args.sr = 0.0  # plain training: steps are left as they are
+    after, _ = step_from([0.01, -0.01, 0.3], [100.0, -100.0, 1.0])
+    assert after[0] < 0 < after[1]
+
+
 def test_sparse_training_shrinks_gammas_and_reports_them(tiny_data, tmp_path):
     from ultralytics import YOLO
 
