@@ -72,7 +72,7 @@ def check_sparse_settings(settings: dict) -> dict:
 
 
 class SparseTrainer(DetectionTrainer):
-    """DetectionTrainer + L1 on prunable BN gammas (its gradient joins the loss's), with sparsity columns in results.csv."""
+    """DetectionTrainer + L1 on prunable BN gammas (its gradient joins the loss's), sparsity in results.csv."""
 
     def __init__(self, cfg=DEFAULT_CFG, overrides=None, _callbacks=None):
         overrides = dict(overrides or {})
