@@ -32,6 +32,14 @@ print("MAP", metrics.box.map)
     assert list((tmp_path / "val").glob("*.png"))
 
 
+def test_a_relative_project_is_relative_to_the_working_folder(tiny_data, tmp_path, monkeypatch):
+    from yoloslim.trainer import train
+
+    monkeypatch.chdir(tmp_path)
+    best = train("yolov8n.yaml", tiny_data, **{**tiny_train_args(tmp_path), "project": "runs/mine", "name": "plain"})
+    assert best.resolve().is_relative_to(tmp_path / "runs" / "mine" / "plain")  # where the pipeline looks for last.pt
+
+
 def test_penalty_gradient_is_the_l1_term_on_prunable_gammas_only(tiny_data, tmp_path):
     """The added gradient is autograd's gradient of sr * sum|gamma| per nominal batch, times the AMP scale."""
     from yoloslim.prune import graph_of

@@ -86,10 +86,10 @@ def stage(out: Path, title: str, make) -> Path:
     return out
 
 
-def pipeline(model: str = "yolov8n.yaml", data: str | None = None, levels=(0.3, 0.5, 0.7),
+def pipeline(model: str = "yolov8n.yaml", data: str | None = None, levels=(0.5, 0.8),
              pretrain_epochs: int = 6, sparse_epochs: int = 10, finetune_epochs: int = 4, sr: float | None = None,
              sr_step: float = 0.6,
-             imgsz: int = 192, batch: int = 16, nbs: int = 16, workers: int = 2, device: str = "cpu",
+             imgsz: int = 160, batch: int = 16, nbs: int = 16, workers: int = 2, device: str = "cpu",
              project: str = "runs/yoloslim",
              name: str = "pipeline", seed: int = 0, export: bool = True, round_to: int = 8) -> Path:
     """pretrain_epochs: training of model= before anything else (0 when model= is already trained: a .pt).
