@@ -223,13 +223,11 @@ def test_interrupted_run_resumes_to_the_same_result(stage, tiny_data, tmp_path):
     interrupted.add_callback("on_model_save", stop_after_first_epoch)
     with pytest.raises(KeyboardInterrupt):
         interrupted.train()
-    start = saved_weights(interrupted.last)  # before resuming overwrites it
     resumed = finished(name="cut", resume=str(interrupted.last))
 
     assert list(pd.read_csv(resumed.save_dir / "results.csv").epoch) == [1, 2, 3]
     end, end_resumed, end_seed1 = (saved_weights(t.last) for t in (whole, resumed, other_seed))
     assert end.shape == end_resumed.shape  # same width (the slim one for finetune)
     gap = (end_resumed - end).norm()
-    print(f"{stage}: resumed-to-whole {gap:.4f}, seed 1-to-whole {(end_seed1 - end).norm():.4f}, "
-          f"epochs 2-3 moved {(end - start).norm():.4f}")
+    print(f"{stage}: resumed-to-whole {gap:.4f}, seed 1-to-whole {(end_seed1 - end).norm():.4f}")
     assert gap < 0.5 * (end_seed1 - end).norm()  # measured: 60x (sparse) and 5x (finetune) closer
