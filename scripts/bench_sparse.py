@@ -65,7 +65,7 @@ def main() -> None:
         run = Path(a.out) / kind
         res = pd.read_csv(run / "results.csv")
         m = YOLO(best).val(data=str(data), imgsz=a.imgsz, batch=16, plots=False, verbose=False,
-                           project=a.out, name=f"{kind}-val", exist_ok=True)
+                           project=str(Path(a.out).resolve()), name=f"{kind}-val", exist_ok=True)
         rows.append({"model": "yolov8n", "run": kind, "epochs": f"{a.pretrain_epochs}+{a.epochs}", "mAP50": m.box.map50, "mAP50-95": m.box.map,
                      "gamma<1e-2": res.get("sparsity/gamma<1e-2", pd.Series([None])).iloc[-1],
                      "gamma<1e-3": res.get("sparsity/gamma<1e-3", pd.Series([None])).iloc[-1],

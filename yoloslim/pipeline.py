@@ -59,9 +59,10 @@ class Metrics:
 def validate(weights: Path, data, imgsz: int, batch: int) -> dict:
     from ultralytics import YOLO
 
+    scratch = (Path(weights).parent / ".val").resolve()  # relative, Ultralytics would put it under its runs_dir
     m = YOLO(str(weights)).val(data=str(data), imgsz=imgsz, batch=batch, plots=False, verbose=False,
-                              project=str(Path(weights).parent / ".val"), name=Path(weights).stem, exist_ok=True)
-    shutil.rmtree(Path(weights).parent / ".val", ignore_errors=True)
+                              project=str(scratch), name=Path(weights).stem, exist_ok=True)
+    shutil.rmtree(scratch, ignore_errors=True)
     return {"mAP50": float(m.box.map50), "mAP50-95": float(m.box.map)}
 
 
