@@ -30,9 +30,9 @@ def epoch_seconds(run: Path) -> float:
 
 def main() -> None:
     import pandas as pd
-    from ultralytics import YOLO
 
     from yoloslim.data import synth
+    from yoloslim.pipeline import validate
     from yoloslim.trainer import SPARSE_DEFAULTS, sparse, train
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -64,9 +64,8 @@ def main() -> None:
             best = sparse(pretrained, data, epochs=a.epochs, sr=a.sr, **tuned)
         run = Path(a.out) / kind
         res = pd.read_csv(run / "results.csv")
-        m = YOLO(best).val(data=str(data), imgsz=a.imgsz, batch=16, plots=False, verbose=False,
-                           project=str(Path(a.out).resolve()), name=f"{kind}-val", exist_ok=True)
-        rows.append({"model": "yolov8n", "run": kind, "epochs": f"{a.pretrain_epochs}+{a.epochs}", "mAP50": m.box.map50, "mAP50-95": m.box.map,
+        rows.append({"model": "yolov8n", "run": kind, "epochs": f"{a.pretrain_epochs}+{a.epochs}",
+                     **validate(best, data, a.imgsz, batch=16),
                      "gamma<1e-2": res.get("sparsity/gamma<1e-2", pd.Series([None])).iloc[-1],
                      "gamma<1e-3": res.get("sparsity/gamma<1e-3", pd.Series([None])).iloc[-1],
                      "s/epoch": epoch_seconds(run), "wall_s": time.time() - start})
