@@ -5,10 +5,11 @@ first; see yoloslim/pipeline.py for why sparse training starts from a trained mo
 of both, the share of prunable gammas below 1e-2 and 1e-3, the per-epoch time overhead, and where
 the gamma plot is; then short sparse runs on yolov5n and yolo11n.
 
-    python scripts/bench_sparse.py [--pretrain-epochs 8] [--epochs 12] [--sr <default>] [--imgsz 224]
+    python scripts/bench_sparse.py [--pretrain-epochs 20] [--epochs 20] [--sr <default>] [--penalty lowest|l1]
+                                   [--imgsz 160]
 
 Both runs use SGD without warm-up (what sparse training picks for optimizer=auto, see
-yoloslim/trainer.py), so the only difference between them is the L1 term.
+yoloslim/trainer.py), so the only difference between them is the sparsity penalty.
 """
 
 from __future__ import annotations
@@ -22,10 +23,14 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 
 
 def epoch_seconds(run: Path) -> float:
+    """Median time of an epoch, leaving out the first (start-up) and the last (it validates): the median,
+    because other work on a shared machine stretches a few epochs."""
+    import numpy as np
     import pandas as pd
 
     t = pd.read_csv(run / "results.csv")["time"].to_numpy()
-    return float((t[-1] - t[0]) / max(len(t) - 1, 1))  # from epoch 1 on: skips start-up costs
+    middle = np.diff(t)[:-1]  # epochs 2 .. n-1
+    return float(np.median(middle)) if len(middle) else float("nan")
 
 
 def main() -> None:
@@ -33,13 +38,14 @@ def main() -> None:
 
     from yoloslim.data import synth
     from yoloslim.pipeline import validate
-    from yoloslim.trainer import SPARSE_DEFAULTS, sparse, train
+    from yoloslim.trainer import PENALTIES, SPARSE_DEFAULTS, sparse, train
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--pretrain-epochs", type=int, default=8)
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--pretrain-epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--sr", type=float, default=SPARSE_DEFAULTS["sr"])
-    p.add_argument("--imgsz", type=int, default=224)
+    p.add_argument("--penalty", choices=PENALTIES, default=SPARSE_DEFAULTS["penalty"])
+    p.add_argument("--imgsz", type=int, default=160)
     p.add_argument("--data", default="datasets/tea-synth/data.yaml")
     p.add_argument("--nbs", type=int, default=16, help="images per optimizer step (as the pipeline uses)")
     p.add_argument("--short-epochs", type=int, default=3, help="epochs of the yolov5n / yolo11n runs")
@@ -61,7 +67,7 @@ def main() -> None:
         if kind == "plain":
             best = train(pretrained, data, epochs=a.epochs, **tuned)
         else:
-            best = sparse(pretrained, data, epochs=a.epochs, sr=a.sr, **tuned)
+            best = sparse(pretrained, data, epochs=a.epochs, sr=a.sr, penalty=a.penalty, **tuned)
         run = Path(a.out) / kind
         res = pd.read_csv(run / "results.csv")
         rows.append({"model": "yolov8n", "run": kind, "epochs": f"{a.pretrain_epochs}+{a.epochs}",
@@ -71,7 +77,7 @@ def main() -> None:
                      "s/epoch": epoch_seconds(run), "wall_s": time.time() - start})
     for cfg in ("yolov5n.yaml", "yolo11n.yaml"):
         name = f"sparse-{cfg.removesuffix('.yaml')}"
-        sparse(cfg, data, epochs=a.short_epochs, sr=a.sr, name=name, **common)
+        sparse(cfg, data, epochs=a.short_epochs, sr=a.sr, penalty=a.penalty, name=name, **common)
         res = pd.read_csv(Path(a.out) / name / "results.csv")
         rows.append({"model": cfg.removesuffix(".yaml"), "run": "sparse", "epochs": a.short_epochs,
                      "mAP50": res["metrics/mAP50(B)"].iloc[-1], "mAP50-95": res["metrics/mAP50-95(B)"].iloc[-1],
@@ -81,7 +87,7 @@ def main() -> None:
     table.to_csv(Path(a.out) / "bench_sparse.csv", index=False)
     print(table.to_markdown(index=False, floatfmt=".4g"))
     plain, sp = rows[0], rows[1]
-    print(f"\nsr={a.sr}: sparse mAP50-95 {sp['mAP50-95']:.4f} vs plain {plain['mAP50-95']:.4f} "
+    print(f"\n{a.penalty} sr={a.sr}: sparse mAP50-95 {sp['mAP50-95']:.4f} vs plain {plain['mAP50-95']:.4f} "
           f"(diff {sp['mAP50-95'] - plain['mAP50-95']:+.4f}); prunable gammas < 1e-2: {sp['gamma<1e-2']:.1%}; "
           f"per-epoch time overhead {sp['s/epoch'] / plain['s/epoch'] - 1:+.1%}")
     print(f"gamma plot: {Path(a.out) / 'sparse' / 'gammas.png'}")

@@ -1,4 +1,4 @@
-"""Training through the stock Ultralytics trainer: plain, offline, and sparse (L1 on prunable gammas)."""
+"""Training through the stock Ultralytics trainer: plain, offline, and sparse (a penalty on prunable gammas)."""
 
 import subprocess
 import sys
@@ -9,7 +9,7 @@ import torch
 
 from conftest import tiny_train_args
 from yoloslim import YoloslimError
-from yoloslim.trainer import SparseTrainer, check_sparse_settings, sparse
+from yoloslim.trainer import SparseTrainer, check_sparse_settings, sparse, sparsity_penalty
 
 
 def test_offline_train_validate_and_plot(tiny_data, tmp_path):
@@ -40,21 +40,58 @@ def test_a_relative_project_is_relative_to_the_working_folder(tiny_data, tmp_pat
     assert best.resolve().is_relative_to(tmp_path / "runs" / "mine" / "plain")  # where the pipeline looks for last.pt
 
 
-def test_penalty_gradient_is_the_l1_term_on_prunable_gammas_only(tiny_data, tmp_path):
-    """The added gradient is autograd's gradient of sr * sum|gamma| per nominal batch, times the AMP scale."""
+def reference_penalty(gammas, groups, kind, share):
+    """The penalties as written in the README, per unit of sr: L1 over the prunable BNs' gammas, or L1 over the
+    weakest share of each unfrozen group's channels, ranked as the pruner ranks them."""
+    if kind == "l1":
+        return sum(g.abs().sum() for g in gammas)
+    total = 0
+    for group in groups:
+        weakest = group.importance().sort().indices[:round(share * group.size)]
+        for p in group.producers:
+            if p.bn is not None:
+                total = total + p.bn.weight[p.offset:p.offset + group.size][weakest].abs().sum()
+    return total
+
+
+def test_lowest_penalty_pushes_only_the_weakest_share_of_each_group():
+    layer = torch.tensor([1.0, 0.9, 0.2, -0.1], requires_grad=True)
+    (lowest,) = torch.autograd.grad(sparsity_penalty([layer], "lowest", share=0.5), layer)
+    (l1,) = torch.autograd.grad(sparsity_penalty([layer], "l1", share=0.5), layer)
+    assert lowest.tolist() == [0.0, 0.0, 1.0, -1.0]  # the strong channels are left to the loss
+    assert l1.tolist() == [1.0, 1.0, 1.0, -1.0]  # L1 shrinks the whole layer
+
+    # two BNs writing one channel space (a residual add): a channel is weak when it is weak in both
+    a = torch.tensor([1.0, 0.1, 0.5, 0.2], requires_grad=True)
+    b = torch.tensor([7.0, 0.05, 2.0, 0.3, 9.0], requires_grad=True)  # channels 1..4 of b are the group's
+    grads = torch.autograd.grad(sparsity_penalty([a, b], "lowest", 0.5, groups=[[(0, 0, 4), (1, 1, 4)]]), [a, b])
+    assert grads[0].tolist() == [1.0, 0.0, 1.0, 0.0] and grads[1].tolist() == [0.0, 1.0, 0.0, 1.0, 0.0]
+
+    fresh = torch.ones(10, requires_grad=True)  # a model from yaml: all gammas equal
+    (grad,) = torch.autograd.grad(sparsity_penalty([fresh], "lowest", share=0.4), fresh)
+    assert grad.sum() == 4  # ties still give the share something to push
+
+
+@pytest.mark.parametrize("kind", ["lowest", "l1"])
+def test_penalty_gradient_is_autograds_on_prunable_gammas_only(kind, tiny_data, tmp_path):
+    """The added gradient is autograd's gradient of sr * penalty per nominal batch, times the AMP scale."""
     from yoloslim.prune import graph_of
 
-    trainer = SparseTrainer(overrides={"model": "yolo11n.yaml", "data": str(tiny_data), "sr": 0.3,
+    trainer = SparseTrainer(overrides={"model": "yolo11n.yaml", "data": str(tiny_data), "sr": 0.3, "penalty": kind,
+                                       "sr_share": 0.3,
                                        **tiny_train_args(tmp_path, batch=4, nbs=16)})
     trainer._setup_train()
     trainer.epoch = 0  # as in the first epoch of the training loop
     model = trainer.model
     groups = graph_of(model).groups()
-    prunable = {id(p.bn.weight): p.bn.weight for g in groups if not g.frozen for p in g.producers if p.bn}
+    unfrozen = [g for g in groups if not g.frozen]
+    prunable = {id(p.bn.weight): p.bn.weight for g in unfrozen for p in g.producers if p.bn}
     frozen = [p.bn.weight for g in groups if g.frozen for p in g.producers if p.bn]
     assert frozen and prunable and len(trainer.gammas) == len(prunable)
-    with torch.no_grad():  # some gammas negative and some zero, as during training
+    torch.manual_seed(0)
+    with torch.no_grad():  # distinct sizes, some gammas negative and some zero, as during training
         for gamma in prunable.values():
+            gamma.uniform_(0.1, 1.5)
             gamma[::3] *= -1
             gamma[1::5] = 0
 
@@ -65,9 +102,9 @@ def test_penalty_gradient_is_the_l1_term_on_prunable_gammas_only(tiny_data, tmp_
         added = {k: g.grad.clone() for k, g in prunable.items()}
         model.zero_grad(set_to_none=True)
         images = trainer.batch_size * trainer.accumulate  # 4 x 4 = the nominal batch of 16
-        (0.3 * sum(g.abs().sum() for g in prunable.values()) * images / 16 * amp_scale).backward()
+        (0.3 * reference_penalty(prunable.values(), unfrozen, kind, 0.3) * images / 16 * amp_scale).backward()
         for k, g in prunable.items():
-            assert torch.allclose(added[k], g.grad), "penalty gradient differs from autograd's"
+            assert torch.allclose(added[k], g.grad, atol=1e-6 * amp_scale), "penalty gradient differs from autograd's"
     model.zero_grad(set_to_none=True)
     trainer.add_penalty_gradient()
     assert all(g.grad is None for g in frozen)  # attention BNs are left alone
@@ -108,7 +145,8 @@ def test_sparse_training_shrinks_gammas_and_reports_them(tiny_data, tmp_path):
 
     def mean_prunable_gamma(weights):
         groups = graph_of(YOLO(weights).model.float()).groups()  # sparse.pt is a normal Ultralytics checkpoint
-        return float(torch.cat([g.importance() for g in groups if not g.frozen]).mean())
+        bns = {id(p.bn): p.bn for g in groups if not g.frozen for p in g.producers if p.bn}
+        return float(torch.cat([bn.weight.detach().abs() for bn in bns.values()]).mean())
 
     args = tiny_train_args(tmp_path, epochs=2, lr0=0.1, optimizer="SGD")
     plain = sparse("yolov8n.yaml", tiny_data, sr=0.0, **{**args, "name": "plain"})
@@ -127,12 +165,14 @@ def test_sparse_settings_travel_through_ddp_launch_file(tiny_data, tmp_path):
     from ultralytics.utils.patches import torch_load
 
     trainer = SparseTrainer(overrides={"model": "yolov8n.yaml", "data": str(tiny_data), "sr": 3.0,
-                                       "sr_schedule": "step", "sr_step": 0.7, **tiny_train_args(tmp_path)})
+                                       "sr_schedule": "step", "sr_step": 0.7, "penalty": "l1", "sr_share": 0.3,
+                                       **tiny_train_args(tmp_path)})
     launch = generate_ddp_file(trainer)
     state = torch_load(launch.replace(".py", ".pt"), map_location="cpu")
     assert state["trainer"] is SparseTrainer
     worker = state["trainer"](cfg={**DEFAULT_CFG_DICT, "save_dir": ""}, overrides=state["args"])
-    assert (worker.args.sr, worker.args.sr_schedule, worker.args.sr_step) == (3.0, "step", 0.7)
+    settings = (worker.args.sr, worker.args.sr_schedule, worker.args.sr_step, worker.args.penalty, worker.args.sr_share)
+    assert settings == (3.0, "step", 0.7, "l1", 0.3)
 
     run = subprocess.run([sys.executable, launch], capture_output=True, text=True, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -141,7 +181,7 @@ def test_sparse_settings_travel_through_ddp_launch_file(tiny_data, tmp_path):
 
 
 def test_resume_keeps_the_original_schedule(tiny_data, tmp_path):
-    args = {"model": "yolov8n.yaml", "data": str(tiny_data), "sr": 2.0, "sr_schedule": "linear",
+    args = {"model": "yolov8n.yaml", "data": str(tiny_data), "sr": 2.0, "sr_schedule": "linear", "penalty": "l1",
             **tiny_train_args(tmp_path, epochs=2, name="resumed")}
     first = SparseTrainer(overrides=args)
 
@@ -152,15 +192,15 @@ def test_resume_keeps_the_original_schedule(tiny_data, tmp_path):
     first.add_callback("on_model_save", stop_after_first_save)
     with pytest.raises(KeyboardInterrupt):
         first.train()
-    again = SparseTrainer(overrides={**args, "resume": str(first.last), "sr": 0.1})
-    assert (again.args.sr, again.args.sr_schedule) == (2.0, "linear")
+    again = SparseTrainer(overrides={**args, "resume": str(first.last), "sr": 0.1, "penalty": "lowest"})
+    assert (again.args.sr, again.args.sr_schedule, again.args.penalty) == (2.0, "linear", "l1")
     again.train()
     results = pd.read_csv(again.save_dir / "results.csv")
     assert list(results.epoch) == [1, 2]
 
 
 def test_bad_sparse_settings_are_refused():
-    for bad in ({"sr": -1}, {"sr_schedule": "cosine"}, {"sr_step": 1.5}):
+    for bad in ({"sr": -1}, {"sr_schedule": "cosine"}, {"sr_step": 1.5}, {"penalty": "l2"}, {"sr_share": 1}):
         with pytest.raises(YoloslimError):
             check_sparse_settings(bad)
 

@@ -1,10 +1,8 @@
 """The whole flow in one run folder: pretrain -> baseline | sparse -> prune at levels -> finetune -> val -> ONNX -> report.
 
-Network Slimming starts from a trained model (what a user brings): its gammas already differ by how much
-each channel matters, and the L1 term pushes the unimportant ones to zero. From a fresh init all gammas
-are 1 and, because a BatchNorm layer's output does not depend on the overall scale of its input, L1
-shrinks them all together until whole layers die (measured here with the earlier, proximal form of the
-penalty: from-scratch sparse training took 96% of the gammas below 1e-3 within one epoch, mAP 0). So:
+Sparse training starts from a trained model (what a user brings), so the penalty works on channels the
+network already uses and the loss can tell it which ones it needs (from a fresh init, an earlier, proximal
+L1 took 96% of the gammas below 1e-3 within one epoch, mAP 0). So:
 
     pretrained.pt           the model trained for pretrain_epochs (skipped when model= is a trained .pt)
     baseline.pt             pretrained + sparse_epochs + finetune_epochs of plain training: the reference,
@@ -87,9 +85,9 @@ def stage(out: Path, title: str, make) -> Path:
     return out
 
 
-def pipeline(model: str = "yolov8n.yaml", data: str | None = None, levels=(0.5, 0.8),
+def pipeline(model: str = "yolov8n.yaml", data: str | None = None, levels=(0.4, 0.5),
              pretrain_epochs: int = 6, sparse_epochs: int = 10, finetune_epochs: int = 4, sr: float | None = None,
-             sr_step: float = 0.6,
+             sr_step: float | None = None, penalty: str | None = None, sr_share: float | None = None,
              imgsz: int = 160, batch: int = 16, nbs: int = 16, workers: int = 2, device: str = "cpu",
              project: str = "runs/yoloslim",
              name: str = "pipeline", seed: int = 0, export: bool = True, round_to: int = 8) -> Path:
@@ -97,14 +95,12 @@ def pipeline(model: str = "yolov8n.yaml", data: str | None = None, levels=(0.5, 
     nbs: images per optimizer step (Ultralytics' nominal batch). 16 rather than Ultralytics' 64 because a small
     dataset then still gets enough steps: 400 images make 25 steps an epoch instead of 6.
     round_to: kept channel counts are multiples of it, which CPU/GPU kernels run faster (1 = exact ratio).
-    sr_step: the fraction of sparse_epochs at full sr. On the generated data the unneeded layers take ~6 epochs
-    at sr=1 to reach zero, and the network then needs epochs at sr/100 to recover: 6 of 10 by default (at 4 of
-    8 the sparse model had mAP50-95 0.03)."""
+    sr, sr_step, penalty, sr_share: sparse training's settings (yoloslim/trainer.py; its defaults when None)."""
     from .prune import prune
-    from .trainer import SPARSE_DEFAULTS, check_sparse_settings, finetune, sparse, train
+    from .trainer import check_sparse_settings, finetune, sparse, train
 
-    sr = SPARSE_DEFAULTS["sr"] if sr is None else sr
-    check_sparse_settings({"sr": sr, "sr_step": sr_step})  # now, not after hours of training
+    chosen = {"sr": sr, "sr_step": sr_step, "penalty": penalty, "sr_share": sr_share}
+    settings = check_sparse_settings({k: v for k, v in chosen.items() if v is not None})  # now, not after hours
 
     given = levels
     try:
@@ -144,7 +140,7 @@ def pipeline(model: str = "yolov8n.yaml", data: str | None = None, levels=(0.5, 
                      lambda: resumable(train, run, "baseline", start, data, epochs=total, **after_pretrain))
     sparse_pt = stage(run / "sparse.pt", f"sparse training: {sparse_epochs} epochs",
                       lambda: resumable(sparse, run, "sparse", start, data, epochs=sparse_epochs,
-                                        sr=sr, sr_step=sr_step, **after_pretrain))
+                                        **settings, **after_pretrain))
     rows += [row(metrics, "baseline", baseline, data, imgsz, batch, level=0.0, export=export),
              row(metrics, "sparse", sparse_pt, data, imgsz, batch, level=0.0, export=False)]
     for level in levels:
