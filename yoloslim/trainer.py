@@ -103,7 +103,7 @@ def check_sparse_settings(settings: dict) -> dict:
     if s["penalty"] not in PENALTIES:
         raise YoloslimError(f"penalty={s['penalty']!r} is not one of {', '.join(PENALTIES)}")
     if not isinstance(s["sr_share"], (int, float)) or not 0 < s["sr_share"] < 1:
-        raise YoloslimError(f"sr_share={s['sr_share']!r} must be the share of each layer's channels to push to zero, "
+        raise YoloslimError(f"sr_share={s['sr_share']!r} must be the share of each channel group to push to zero, "
                             f"0 < sr_share < 1 (e.g. {SPARSE_DEFAULTS['sr_share']})")
     if not 0 < s["sr_step"] <= 1:
         raise YoloslimError(f"sr_step={s['sr_step']} must be a fraction of the epochs in (0, 1]")
