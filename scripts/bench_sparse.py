@@ -49,14 +49,15 @@ def main() -> None:
     p.add_argument("--data", default="datasets/tea-synth/data.yaml")
     p.add_argument("--nbs", type=int, default=16, help="images per optimizer step (as the pipeline uses)")
     p.add_argument("--short-epochs", type=int, default=3, help="epochs of the yolov5n / yolo11n runs")
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/bench_sparse")
     a = p.parse_args()
 
     data = Path(a.data)
     if not data.exists():
         data = synth(data.parent)
-    common = {"imgsz": a.imgsz, "batch": 16, "nbs": a.nbs, "workers": 2, "device": "cpu", "seed": 0, "deterministic": True,
-              "project": a.out, "exist_ok": True, "plots": False, "val": False}
+    common = {"imgsz": a.imgsz, "batch": 16, "nbs": a.nbs, "workers": 2, "device": "cpu", "seed": a.seed,
+              "deterministic": True, "project": a.out, "exist_ok": True, "plots": False, "val": False}
     pretrained = Path(a.out) / "pretrain" / "weights" / "best.pt"
     if not pretrained.exists():
         train("yolov8n.yaml", data, epochs=a.pretrain_epochs, name="pretrain", **common)
