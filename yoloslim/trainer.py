@@ -22,7 +22,7 @@ before it (the next conv and BN absorb it), so L1 shrinks every gamma of a layer
 gammas drift down and none reaches 1e-2; at a strong one whole layers reach zero at once and mAP falls to 0
 before the network recovers on what is left. `lowest` (the default) pushes only the weakest sr_share of the
 channels of each of the pruner's groups, so each group splits into channels at zero and channels the loss
-keeps, no layer dies, and pruning that share removes exactly the channels at zero.
+keeps, no layer dies, and pruning about that share removes just the channels at zero.
 
 A step that would carry a gamma across zero stops it at zero and clears its momentum (a truncated gradient
 step): the penalty's gradient flips sign there, so momentum SGD would otherwise swing it around zero by
