@@ -40,26 +40,42 @@ def test_a_relative_project_is_relative_to_the_working_folder(tiny_data, tmp_pat
     assert best.resolve().is_relative_to(tmp_path / "runs" / "mine" / "plain")  # where the pipeline looks for last.pt
 
 
-def reference_penalty(gammas, groups, kind, share):
+def reference_penalty(gammas, groups, kind, share, max_group_share=0.8):
     """The penalties as written in the README, per unit of sr: L1 over the prunable BNs' gammas, or L1 over the
-    weakest share of each unfrozen group's channels, ranked as the pruner ranks them."""
+    weakest share of all unfrozen groups' channels, each ranked as the pruner ranks it relative to its group's
+    mean, taking at most max_group_share of any group."""
     if kind == "l1":
         return sum(g.abs().sum() for g in gammas)
-    total = 0
+    ranked = []  # (relative strength, group, channel), a group's strongest left out
     for group in groups:
-        weakest = group.importance().sort().indices[:round(share * group.size)]
+        strength = group.importance()
+        order = strength.argsort().tolist()[:int(max_group_share * group.size)]
+        ranked += [(float(strength[j] / strength.mean()), n, j) for n, j in zip([group] * len(order), order)]
+    ranked.sort(key=lambda item: item[0])
+    total = 0
+    for _, group, j in ranked[:round(share * sum(g.size for g in groups))]:
         for p in group.producers:
             if p.bn is not None:
-                total = total + p.bn.weight[p.offset:p.offset + group.size][weakest].abs().sum()
+                total = total + p.bn.weight[p.offset + j].abs()
     return total
 
 
-def test_lowest_penalty_pushes_only_the_weakest_share_of_each_group():
+def test_lowest_penalty_pushes_the_channels_weakest_within_their_group():
     layer = torch.tensor([1.0, 0.9, 0.2, -0.1], requires_grad=True)
     (lowest,) = torch.autograd.grad(sparsity_penalty([layer], "lowest", share=0.5), layer)
     (l1,) = torch.autograd.grad(sparsity_penalty([layer], "l1", share=0.5), layer)
     assert lowest.tolist() == [0.0, 0.0, 1.0, -1.0]  # the strong channels are left to the loss
     assert l1.tolist() == [1.0, 1.0, 1.0, -1.0]  # L1 shrinks the whole layer
+
+    # ranked within their group: a layer of small but even gammas is not the one that loses channels
+    spread, even = torch.tensor([1.0, 0.9, 0.2, 0.1], requires_grad=True), torch.full((4,), 0.05, requires_grad=True)
+    grads = torch.autograd.grad(sparsity_penalty([spread, even], "lowest", share=0.25), [spread, even])
+    assert grads[0].tolist() == [0.0, 0.0, 1.0, 1.0] and grads[1].tolist() == [0.0] * 4
+
+    # no group loses more than 80% of its channels, however weak: the push goes elsewhere
+    weak, strong = torch.tensor([1.0, 0.01, 0.01, 0.01, 0.01], requires_grad=True), torch.ones(5, requires_grad=True)
+    grads = torch.autograd.grad(sparsity_penalty([weak, strong], "lowest", share=0.9), [weak, strong])
+    assert grads[0].tolist() == [0.0, 1.0, 1.0, 1.0, 1.0] and grads[1].sum() == 4
 
     # two BNs writing one channel space (a residual add): a channel is weak when it is weak in both
     a = torch.tensor([1.0, 0.1, 0.5, 0.2], requires_grad=True)
@@ -152,8 +168,11 @@ def test_sparse_training_shrinks_gammas_and_reports_them(tiny_data, tmp_path):
     plain = sparse("yolov8n.yaml", tiny_data, sr=0.0, **{**args, "name": "plain"})
     out = sparse("yolov8n.yaml", tiny_data, sr=5.0, **args)
     results = pd.read_csv(out.parent / "results.csv")
-    for col in ("sparsity/gamma<1e-2", "sparsity/gamma<1e-3", "sparsity/mean_gamma"):
+    for col in ("sparsity/gamma<1e-2", "sparsity/gamma<1e-3", "sparsity/mean_gamma", "sparsity/penalty_s"):
         assert col in results.columns
+    epoch_seconds = results["time"].diff().fillna(results["time"])
+    assert (0 < results["sparsity/penalty_s"]).all() and (results["sparsity/penalty_s"] < epoch_seconds).all()
+    assert (pd.read_csv(plain.parent / "results.csv")["sparsity/penalty_s"] < 0.01).all()  # sr=0: nothing to do
     assert (out.parent / "gammas.png").stat().st_size > 0 and (out.parent / "gammas.csv").exists()
     assert mean_prunable_gamma(out) < mean_prunable_gamma(plain) - 0.02
     assert results["sparsity/mean_gamma"].iloc[-1] == pytest.approx(mean_prunable_gamma(out), abs=2e-3)

@@ -20,9 +20,10 @@ The penalties (see sparsity_penalty). `l1`, sum |gamma|, is Network Slimming's. 
 make a trained YOLO sparse: a BatchNorm layer's output hardly depends on the overall size of the gammas
 before it (the next conv and BN absorb it), so L1 shrinks every gamma of a layer together. At a weak sr all
 gammas drift down and none reaches 1e-2; at a strong one whole layers reach zero at once and mAP falls to 0
-before the network recovers on what is left. `lowest` (the default) pushes only the weakest sr_share of the
-channels of each of the pruner's groups, so each group splits into channels at zero and channels the loss
-keeps, no layer dies, and pruning about that share removes just the channels at zero.
+before the network recovers on what is left. `lowest` (the default) pushes only the weakest sr_share of all
+prunable channels, each ranked against the other channels of its group (a layer's overall gamma size means
+nothing), so each group splits into channels at zero and channels the loss keeps, no layer dies, the loss
+decides which layers give up most, and pruning about that share removes just the channels at zero.
 
 A step that would carry a gamma across zero stops it at zero and clears its momentum (a truncated gradient
 step): the penalty's gradient flips sign there, so momentum SGD would otherwise swing it around zero by
@@ -40,7 +41,9 @@ Ultralytics re-creates from the args alone, and `resume=True` get the same sched
 from __future__ import annotations
 
 import csv
+import functools
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -51,11 +54,12 @@ from ultralytics.utils.torch_utils import unwrap_model
 
 from . import YoloslimError
 
-# Chosen from sweeps on the generated dataset (see README): sr=1 per nominal batch on the weakest 42% of each
-# channel group for the first 60% of the epochs, then sr/100 so the network recovers around the surviving channels.
+# Chosen from sweeps on the generated dataset (see README): sr=1 per nominal batch on the weakest 42% of the
+# channels for the first 60% of the epochs, then sr/100 so the network recovers around the surviving channels.
 SPARSE_DEFAULTS = {"sr": 1.0, "sr_schedule": "step", "sr_step": 0.6, "penalty": "lowest", "sr_share": 0.42}
 SCHEDULES = ("constant", "linear", "step")
 PENALTIES = ("lowest", "l1")
+MAX_GROUP_SHARE = 0.8  # lowest: the most of one channel group it pushes to zero
 HIST_BINS = np.concatenate([[0.0], np.logspace(-4, 1, 41)])  # |gamma| bins, log-spaced, first one catches 0
 
 
@@ -76,21 +80,28 @@ def sparsity_penalty(gammas: list[torch.Tensor], kind: str, share: float,
     (index into gammas, offset, size) for the BNs that write it (None: each BN is a group of its own).
 
     l1:     sum |gamma|, Network Slimming's term.
-    lowest: sum |gamma| over the round(share * n) weakest channels of each group of n channels, over every BN
-            that writes them (a channel's strength is its largest |gamma|, as the pruner ranks it). It pushes
-            the weakest channels of every group to zero and leaves the others to the loss, instead of
-            shrinking whole layers as L1 does (see the module docstring). A channel the loss needs climbs out
-            of the weakest share, and the push moves on to the next weakest."""
+    lowest: sum |gamma| over the weakest round(share * N) of all N prunable channels, over every BN that
+            writes them. A channel's strength is its largest |gamma| (as the pruner ranks it) divided by the
+            mean strength of its group, because the size of a layer's gammas says nothing about the layer
+            (see the module docstring); at most MAX_GROUP_SHARE of any group is pushed, so no layer dies.
+            The loss decides where the zeros go: a channel it needs climbs out of the weakest share, and
+            the push moves on to the next weakest, in whichever layer that is."""
     if kind == "l1":
         return sum(gamma.abs().sum() for gamma in gammas)
     if groups is None:
         groups = [[(i, 0, len(gamma))] for i, gamma in enumerate(gammas)]
-    total = gammas[0].new_zeros(())
-    for group in groups:
-        sizes = torch.stack([gammas[i][offset:offset + size].abs() for i, offset, size in group])
-        weakest = sizes.detach().amax(0).topk(round(share * sizes.shape[1]), largest=False).indices
-        total = total + sizes[:, weakest].sum()
-    return total
+    sizes = [torch.stack([gammas[i][offset:offset + size].abs() for i, offset, size in group]) for group in groups]
+    scores, caps = [], []
+    for size in sizes:
+        strength = size.detach().amax(0)
+        score = strength / strength.mean().clamp_min(1e-12)
+        caps.append(int(MAX_GROUP_SHARE * len(score)))
+        score[score.argsort().argsort() >= caps[-1]] = torch.inf  # the group's strongest stay out of reach
+        scores.append(score)
+    everything = torch.cat(scores)
+    pushed = torch.zeros_like(everything)
+    pushed[everything.topk(min(round(share * len(everything)), sum(caps)), largest=False).indices] = 1
+    return sum((size * part).sum() for size, part in zip(sizes, pushed.split([len(s) for s in scores])))
 
 
 def check_sparse_settings(settings: dict) -> dict:
@@ -103,11 +114,23 @@ def check_sparse_settings(settings: dict) -> dict:
     if s["penalty"] not in PENALTIES:
         raise YoloslimError(f"penalty={s['penalty']!r} is not one of {', '.join(PENALTIES)}")
     if not isinstance(s["sr_share"], (int, float)) or not 0 < s["sr_share"] < 1:
-        raise YoloslimError(f"sr_share={s['sr_share']!r} must be the share of each channel group to push to zero, "
+        raise YoloslimError(f"sr_share={s['sr_share']!r} must be the share of the prunable channels to push to zero, "
                             f"0 < sr_share < 1 (e.g. {SPARSE_DEFAULTS['sr_share']})")
     if not 0 < s["sr_step"] <= 1:
         raise YoloslimError(f"sr_step={s['sr_step']} must be a fraction of the epochs in (0, 1]")
     return s
+
+
+def timed(method):
+    """Adds the method's wall time to self.penalty_seconds (the penalty's cost, reported per epoch)."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self.penalty_seconds += time.perf_counter() - start
+    return wrapper
 
 
 class SparseTrainer(DetectionTrainer):
@@ -123,6 +146,7 @@ class SparseTrainer(DetectionTrainer):
         for k, v in check_sparse_settings({**given, **stored}).items():
             setattr(self.args, k, v)
         self.gammas: list[tuple[str, torch.Tensor]] = []
+        self.penalty_seconds = 0.0
         self.add_callback("on_train_end", lambda trainer: trainer.plot_gammas())
 
     def _setup_train(self):
@@ -162,6 +186,7 @@ class SparseTrainer(DetectionTrainer):
         self.add_penalty_gradient()
         super().optimizer_step()
 
+    @timed
     def add_penalty_gradient(self) -> None:
         """d/dgamma of sr * penalty per nominal batch, in the (AMP-scaled) units of the gradients beside it."""
         if not self.gammas or self.args.sr == 0:
@@ -180,10 +205,12 @@ class SparseTrainer(DetectionTrainer):
     def sr_now(self) -> float:
         return self.args.sr * sr_factor(self.args.sr_schedule, self.epoch / max(self.epochs, 1), self.args.sr_step)
 
+    @timed
     @torch.no_grad()
     def remember_signs(self) -> None:
         self.signs_before_step = [gamma.sign() for _, gamma in self.gammas] if self.sr_now() else []
 
+    @timed
     @torch.no_grad()
     def stop_at_zero(self) -> None:
         """A gamma that the step carried across zero stops at zero, and so does its momentum. The penalty's
@@ -209,7 +236,10 @@ class SparseTrainer(DetectionTrainer):
             g = self.gamma_values()
             metrics = {**metrics, "sparsity/gamma<1e-2": float((g < 1e-2).float().mean()),
                        "sparsity/gamma<1e-3": float((g < 1e-3).float().mean()),
-                       "sparsity/mean_gamma": float(g.mean())}
+                       "sparsity/mean_gamma": float(g.mean()),
+                       # on a GPU this counts launch time only (no sync): a lower bound there
+                       "sparsity/penalty_s": self.penalty_seconds}
+            self.penalty_seconds = 0.0
             self.save_gamma_histogram(g)
         super().save_metrics(metrics)
 
