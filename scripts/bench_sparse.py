@@ -88,7 +88,8 @@ def main() -> None:
         rows.append({"model": cfg.removesuffix(".yaml"), "run": "sparse", "epochs": a.short_epochs,
                      "mAP50": res["metrics/mAP50(B)"].iloc[-1], "mAP50-95": res["metrics/mAP50-95(B)"].iloc[-1],
                      "gamma<1e-2": res["sparsity/gamma<1e-2"].iloc[-1], "gamma<1e-3": res["sparsity/gamma<1e-3"].iloc[-1],
-                     "s/epoch": epoch_seconds(Path(a.out) / name)})
+                     "s/epoch": epoch_seconds(Path(a.out) / name),
+                     "penalty s/epoch": epoch_seconds(Path(a.out) / name, "sparsity/penalty_s")})
     table = pd.DataFrame(rows)
     table.to_csv(Path(a.out) / "bench_sparse.csv", index=False)
     print(table.to_markdown(index=False, floatfmt=".4g"))

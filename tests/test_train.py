@@ -50,7 +50,7 @@ def reference_penalty(gammas, groups, kind, share, max_group_share=0.8):
     for group in groups:
         strength = group.importance()
         order = strength.argsort().tolist()[:int(max_group_share * group.size)]
-        ranked += [(float(strength[j] / strength.mean()), n, j) for n, j in zip([group] * len(order), order)]
+        ranked += [(float(strength[j] / strength.mean()), group, j) for j in order]
     ranked.sort(key=lambda item: item[0])
     total = 0
     for _, group, j in ranked[:round(share * sum(g.size for g in groups))]:
