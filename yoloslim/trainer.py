@@ -90,10 +90,12 @@ def sparsity_penalty(gammas: list[torch.Tensor], kind: str, share: float,
         return sum(gamma.abs().sum() for gamma in gammas)
     if groups is None:
         groups = [[(i, 0, len(gamma))] for i, gamma in enumerate(gammas)]
-    sizes = [torch.stack([gammas[i][offset:offset + size].abs() for i, offset, size in group]) for group in groups]
+    # |gamma| of each group: one row per BN that writes it
+    magnitudes = [torch.stack([gammas[i][offset:offset + size].abs() for i, offset, size in group])
+                  for group in groups]
     scores, caps = [], []
-    for size in sizes:
-        strength = size.detach().amax(0)
+    for magnitude in magnitudes:
+        strength = magnitude.detach().amax(0)
         score = strength / strength.mean().clamp_min(1e-12)
         caps.append(int(MAX_GROUP_SHARE * len(score)))
         score[score.argsort().argsort() >= caps[-1]] = torch.inf  # the group's strongest stay out of reach
@@ -101,7 +103,8 @@ def sparsity_penalty(gammas: list[torch.Tensor], kind: str, share: float,
     everything = torch.cat(scores)
     pushed = torch.zeros_like(everything)
     pushed[everything.topk(min(round(share * len(everything)), sum(caps)), largest=False).indices] = 1
-    return sum((size * part).sum() for size, part in zip(sizes, pushed.split([len(s) for s in scores])))
+    return sum((magnitude * part).sum()
+               for magnitude, part in zip(magnitudes, pushed.split([len(s) for s in scores])))
 
 
 def check_sparse_settings(settings: dict) -> dict:
