@@ -79,7 +79,7 @@ BAD = [
     ("finetune model={d}/classify.pt data={data}", "yoloslim supports detection models only"),
     ("pipeline levels=0.5,1.2", "must be prune ratios between 0 and 1"),
     ("pipeline sr_step=1.5", "sr_step=1.5 must be a fraction of the epochs"),
-    ("sparse model=yolov8n.yaml data={d}/missing.yaml penalty=l2", "penalty='l2' is not one of lowest, l1"),
+    ("sparse model=yolov8n.yaml data={d}/missing.yaml penalty=l2", "penalty='l2' is not one of wide, lowest, l1"),
     ("compare runs={d}/empty", "has no report.csv"),
     ("data synth out={d}/prunedir", "already exists and is not empty; pass overwrite=True"),
     ("frobnicate", "unknown verb"),

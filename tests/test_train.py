@@ -43,14 +43,15 @@ def test_a_relative_project_is_relative_to_the_working_folder(tiny_data, tmp_pat
 def reference_penalty(gammas, groups, kind, share, max_group_share=0.8):
     """The penalties as written in the README, per unit of sr: L1 over the prunable BNs' gammas, or L1 over the
     weakest share of all unfrozen groups' channels, each ranked as the pruner ranks it relative to its group's
-    mean, taking at most max_group_share of any group."""
+    mean (lowest) or total (wide), taking at most max_group_share of any group."""
     if kind == "l1":
         return sum(g.abs().sum() for g in gammas)
     ranked = []  # (relative strength, group, channel), a group's strongest left out
     for group in groups:
         strength = group.importance()
         order = strength.argsort().tolist()[:int(max_group_share * group.size)]
-        ranked += [(float(strength[j] / strength.mean()), group, j) for j in order]
+        scale = strength.sum() if kind == "wide" else strength.mean()
+        ranked += [(float(strength[j] / scale), group, j) for j in order]
     ranked.sort(key=lambda item: item[0])
     total = 0
     for _, group, j in ranked[:round(share * sum(g.size for g in groups))]:
@@ -88,7 +89,23 @@ def test_lowest_penalty_pushes_the_channels_weakest_within_their_group():
     assert grad.sum() == 4  # ties still give the share something to push
 
 
-@pytest.mark.parametrize("kind", ["lowest", "l1"])
+def test_wide_penalty_takes_channels_from_wide_groups_first():
+    narrow = torch.tensor([1.0, 0.8, 0.6, 0.4], requires_grad=True)
+    wide = torch.tensor([1.0, 0.8, 0.6, 0.4] * 4, requires_grad=True)  # the same gammas, four times as many
+    grads = torch.autograd.grad(sparsity_penalty([narrow, wide], "lowest", share=0.25), [narrow, wide])
+    assert grads[0].sum() == 1 and grads[1].sum() == 4  # lowest: every group alike
+    grads = torch.autograd.grad(sparsity_penalty([narrow, wide], "wide", share=0.25), [narrow, wide])
+    assert grads[0].sum() == 0 and grads[1].sum() == 5  # wide: the wide group first, weakest channels first
+    assert grads[1][3::4].tolist() == [1.0] * 4 and grads[1][2::4].sum() == 1
+
+    # a channel that is weak for its narrow group still goes before a fair one of a wide group
+    narrow = torch.tensor([1.0, 1.0, 1.0, 0.01], requires_grad=True)
+    wide = torch.ones(16, requires_grad=True)
+    grads = torch.autograd.grad(sparsity_penalty([narrow, wide], "wide", share=0.05), [narrow, wide])
+    assert grads[0].tolist() == [0.0, 0.0, 0.0, 1.0] and grads[1].sum() == 0
+
+
+@pytest.mark.parametrize("kind", ["wide", "lowest", "l1"])
 def test_penalty_gradient_is_autograds_on_prunable_gammas_only(kind, tiny_data, tmp_path):
     """The added gradient is autograd's gradient of sr * penalty per nominal batch, times the AMP scale."""
     from yoloslim.prune import graph_of
@@ -119,8 +136,9 @@ def test_penalty_gradient_is_autograds_on_prunable_gammas_only(kind, tiny_data, 
         model.zero_grad(set_to_none=True)
         images = trainer.batch_size * trainer.accumulate  # 4 x 4 = the nominal batch of 16
         (0.3 * reference_penalty(prunable.values(), unfrozen, kind, 0.3) * images / 16 * amp_scale).backward()
-        for k, g in prunable.items():
-            assert torch.allclose(added[k], g.grad, atol=1e-6 * amp_scale), "penalty gradient differs from autograd's"
+        for k, g in prunable.items():  # (no grad: the penalty has no channel of that BN, e.g. a narrow one for wide)
+            expected = g.grad if g.grad is not None else torch.zeros_like(g)
+            assert torch.allclose(added[k], expected, atol=1e-6 * amp_scale), "penalty gradient differs from autograd's"
     model.zero_grad(set_to_none=True)
     trainer.add_penalty_gradient()
     assert all(g.grad is None for g in frozen)  # attention BNs are left alone

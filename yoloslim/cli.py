@@ -15,7 +15,7 @@ VERBS = {
     "train": ("plain Ultralytics training, the unpruned baseline (model=, data=, epochs=, imgsz=, ...)",
               "trainer:train"),
     "sparse": ("sparse training, a penalty on prunable BN gammas (model=, data=, sr=, sr_schedule=, sr_step=, "
-               "penalty=lowest|l1, sr_share=, epochs=, ...)",
+               "penalty=wide|lowest|l1, sr_share=, epochs=, ...)",
                "trainer:sparse"),
     "finetune": ("train a pruned model at its slim width (model=slim.pt, data=, epochs=, ...)", "trainer:finetune"),
     "export": ("ONNX export of a (slim) model, checked against onnxruntime (model=, imgsz=, dynamic=, simplify=, "
