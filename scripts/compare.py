@@ -1,6 +1,6 @@
 """Compare model sizes x prune levels: a resumable pipeline per model, then one table and plots.
 
-    python scripts/compare.py                                   # yolov5n/s/m and yolov8n/s/m, levels 0.3,0.4,0.5
+    python scripts/compare.py                                   # yolov5n/s/m and yolov8n/s/m, levels 0.5,0.6,0.7
     python scripts/compare.py models=yolov8n.yaml,yolo11n.yaml levels=0.5 sparse_epochs=20
     python scripts/compare.py runs=runs/yoloslim/pipeline,runs/other   # only tabulate finished pipelines
 

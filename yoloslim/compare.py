@@ -45,7 +45,7 @@ def summarize(model: str, report) -> list[dict]:
     return rows
 
 
-def compare(models="yolov8n.yaml,yolov8s.yaml,yolov8m.yaml", levels="0.3,0.4,0.5", runs=None,
+def compare(models="yolov8n.yaml,yolov8s.yaml,yolov8m.yaml", levels="0.5,0.6,0.7", runs=None,
             project: str = "runs/yoloslim", name: str = "compare", **pipeline_args):
     """Run (or reuse) a pipeline per model and write compare.csv, compare.md and compare.png.
 
