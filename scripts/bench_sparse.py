@@ -12,7 +12,7 @@ trained for as many epochs, the way plain training is: plain minus this run is t
 cost at this budget (its channels gone from the first epoch), and this run minus the sparse one is what
 finding the zeros during training cost on top.
 
-    python scripts/bench_sparse.py [--pretrain-epochs 20] [--epochs 20] [--sr <default>] [--penalty lowest|l1]
+    python scripts/bench_sparse.py [--pretrain-epochs 20] [--epochs 20] [--sr <default>] [--penalty wide|lowest|l1]
                                    [--imgsz 160]
 
 Both runs use SGD without warm-up (what sparse training picks for optimizer=auto, see
