@@ -78,9 +78,9 @@ def main() -> None:
         if kind == "plain":
             best = train(pretrained, data, epochs=a.epochs, **tuned)
         elif kind == "sparse":
-            best = sparse(pretrained, data, epochs=a.epochs, sr=a.sr, penalty=a.penalty, **tuned)
+            best = sparse_pt = sparse(pretrained, data, epochs=a.epochs, sr=a.sr, penalty=a.penalty, **tuned)
         else:
-            zeros = prune(best, threshold=1e-2, save=False, verbose=False).plan
+            zeros = prune(sparse_pt, threshold=1e-2, save=False, verbose=False).plan
             slim = prune(pretrained, plan=zeros, project=a.out, name="zeros-from-start", exist_ok=True, verbose=False)
             best = finetune(slim.save_dir / "slim.pt", data, epochs=a.epochs, **tuned)
         run = Path(a.out) / tuned["name"]

@@ -96,7 +96,7 @@ def pipeline(model: str = "yolov8n.yaml", data: str | None = None, levels=(0.6, 
     dataset then still gets enough steps: 400 images make 25 steps an epoch instead of 6.
     round_to: kept channel counts are multiples of it, which CPU/GPU kernels run faster (1 = exact ratio).
     sr, sr_step, penalty, sr_share: sparse training's settings (yoloslim/trainer.py; its defaults when None).
-    sr_share: 0.6 rather than sparse training's 0.42, because the pipeline aims at speed as well as size: the
+    sr_share: 0.6 (not None) rather than sparse training's 0.42, because the pipeline aims at speed as well as size: the
     default penalty zeros the wide layers' channels first, which hold few of the GFLOPs, and 60% of the channels
     make a >= 50% cut (58% for yolov8n, pruned at level 0.6)."""
     from .prune import prune
