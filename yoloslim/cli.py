@@ -1,38 +1,32 @@
-"""The command line: `yoloslim <verb> key=value ...`. Thin: parsing and dispatch only."""
+"""The command line: `yoloslim <verb> key=value ...`. Thin: parsing and dispatch to the Python API.
+
+The verbs, their arguments and their help come from the functions themselves (registered by
+yoloslim.args.verb), so the CLI and the Python API cannot disagree.
+"""
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import signal
 import sys
 import traceback
 
 from . import YoloslimError
+from .args import VERBS
 
-# verb -> (one-line help, "module:function"). Functions take keyword arguments named as on the CLI.
-VERBS = {
-    "data synth": ("write the synthetic tea-sprout dataset (out=, train=, val=, imgsz=, seed=, overwrite=)",
-                   "data:synth"),
-    "data check": ("validate a YOLO data.yaml before training (data=)", "data:check"),
-    "train": ("plain Ultralytics training, the unpruned baseline (model=, data=, epochs=, imgsz=, ...)",
-              "trainer:train"),
-    "sparse": ("sparse training, a penalty on prunable BN gammas (model=, data=, sr=, sr_schedule=, sr_step=, "
-               "penalty=wide|lowest|l1, sr_share=, epochs=, ...)",
-               "trainer:sparse"),
-    "finetune": ("train a pruned model at its slim width (model=slim.pt, data=, epochs=, ...)", "trainer:finetune"),
-    "export": ("ONNX export of a (slim) model, checked against onnxruntime (model=, imgsz=, dynamic=, simplify=, "
-               "opset=)", "export:export"),
-    "pipeline": ("the whole flow: train, sparse train, prune at several levels, finetune, export, report "
-                 "(what make demo runs)", "pipeline:pipeline"),
-    "compare": ("several models x prune levels in one table and plots (models=, levels=, or runs= of finished "
-                "pipelines)", "compare:compare"),
-    "inspect": ("show the channel groups of a model, which are frozen and why, and its gammas (model=)",
-                "prune:inspect"),
-    "prune": ("remove low-gamma channels: model=, ratio= | threshold=, min_keep=, round_to=, plan=",
-              "prune:prune"),
-}
+VERB_MODULES = ("data", "trainer", "prune", "export", "pipeline", "compare")  # import order = help order
+
+
+def load_verbs() -> dict:
+    for name in VERB_MODULES:
+        importlib.import_module(f"yoloslim.{name}")
+    return VERBS
 
 
 def parse_value(text: str):
-    """'3' -> 3, '0.5' -> 0.5, 'true' -> True, 'none' -> None, anything else stays a string."""
+    """'3' -> 3, '0.5' -> 0.5, 'true' -> True, 'none' -> None, anything else stays a string (the verb's
+    argument rules decide what it may be)."""
     low = text.lower()
     if low in ("true", "false"):
         return low == "true"
@@ -52,56 +46,93 @@ def parse_args(words: list[str]) -> dict:
         key, sep, value = word.partition("=")
         if not sep or not key:
             raise YoloslimError(f"argument '{word}' is not key=value; write e.g. model=yolov8n.yaml")
-        kwargs[key.replace("-", "_")] = parse_value(value)
+        key = key.replace("-", "_")
+        if key in kwargs:
+            raise YoloslimError(f"{key}= is given twice; give it once")
+        kwargs[key] = parse_value(value)
     return kwargs
 
 
-def print_help() -> None:
-    print("usage: yoloslim <verb> key=value ...\n\nverbs:")
-    width = max(map(len, VERBS))
-    for verb, (text, _) in VERBS.items():
-        print(f"  {verb:<{width}}  {text}")
+def summary(fn) -> str:
+    return (inspect.getdoc(fn) or "").split("\n\n")[0].replace("\n", " ")
+
+
+def usage(name: str, fn) -> str:
+    """`yoloslim help <verb>`: its arguments with their defaults, then its docstring."""
+    args = []
+    for p in inspect.signature(fn).parameters.values():
+        if p.kind is p.VAR_KEYWORD:
+            args.append("[any Ultralytics train argument, e.g. lr0=0.01]" if getattr(fn, "trains", False)
+                        else "[the arguments of 'yoloslim help pipeline']")
+        elif p.name != "verbose":
+            args.append(f"{p.name}=<required>" if p.default is p.empty else f"{p.name}={p.default}")
+    return f"usage: yoloslim {name} " + " ".join(args) + "\n\n" + (inspect.getdoc(fn) or "")
+
+
+def print_help(topic: list[str]) -> None:
+    verbs = load_verbs()
+    name = " ".join(topic)
+    if name in verbs:
+        print(usage(name, verbs[name]))
+        return
+    if topic:
+        raise YoloslimError(f"unknown verb '{name}'; run 'yoloslim help' for the list")
+    print("usage: yoloslim <verb> key=value ...   ('yoloslim help <verb>' for its arguments)\n\nverbs:")
+    width = max(map(len, verbs))
+    for verb_name, fn in verbs.items():
+        print(f"  {verb_name:<{width}}  {summary(fn)}")
     print("\nAdd verbose=True to any verb for a full traceback on errors.")
 
 
-def resolve(words: list[str]) -> tuple[str, list[str]]:
+def resolve(words: list[str], verbs: dict) -> tuple[str, list[str]]:
     """Find the longest verb (one or two words) at the start of argv."""
     for n in (2, 1):
-        verb = " ".join(words[:n])
-        if verb in VERBS:
-            return verb, words[n:]
+        name = " ".join(words[:n])
+        if name in verbs:
+            return name, words[n:]
     raise YoloslimError(f"unknown verb '{' '.join(words[:2])}'; run 'yoloslim help' for the list")
+
+
+def on_sigterm(signum, frame):
+    raise KeyboardInterrupt  # unwinds through every finally: temporary files are removed
 
 
 def main(argv: list[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
-    if not words or words[0] in ("help", "-h", "--help"):
-        print_help()
-        return 0
     verbose = any(w.lower() in ("verbose=true", "verbose=1") for w in words)
+    terminated = []
+    previous = signal.getsignal(signal.SIGTERM)
     try:
-        verb, rest = resolve(words)
+        signal.signal(signal.SIGTERM, lambda *a: (terminated.append(1), on_sigterm(*a)))
+    except ValueError:  # not the main thread: leave signals alone
+        previous = None
+    try:
+        if not words or words[0] in ("help", "-h", "--help"):
+            print_help(words[1:])
+            return 0
+        name, rest = resolve(words, load_verbs())
         kwargs = parse_args(rest)
         kwargs.pop("verbose", None)
-        module_name, func_name = VERBS[verb][1].split(":")
-        module = __import__(f"yoloslim.{module_name}", fromlist=[func_name])
-        getattr(module, func_name)(**kwargs)
+        VERBS[name](**kwargs)
         return 0
     except YoloslimError as e:
         if verbose:
             traceback.print_exc()
         print(f"yoloslim: error: {e}", file=sys.stderr)
         return 2
-    except TypeError as e:
-        # unknown keyword for the verb's function
-        if verbose or "unexpected keyword argument" not in str(e):
-            raise
-        bad = str(e).split("'")[1] if "'" in str(e) else str(e)
-        print(f"yoloslim: error: '{bad}' is not an argument of '{verb}'; run 'yoloslim help'", file=sys.stderr)
+    except OSError as e:  # a file we could not read or write, found while working
+        if verbose:
+            traceback.print_exc()
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"yoloslim: error: {where}{e.strerror or e}; check the path, its permissions and the free space",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("yoloslim: interrupted", file=sys.stderr)
-        return 130
+        print("yoloslim: terminated" if terminated else "yoloslim: interrupted", file=sys.stderr)
+        return 143 if terminated else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -32,12 +32,14 @@ import numpy as np
 import torch
 
 from . import YoloslimError
-from .checkpoint import load_model, save_checkpoint
+from .args import verb
+from .checkpoint import check_stride, load_model, save_checkpoint
 
 FP32_TOL = 1e-3
 DEFAULT_DIR = Path("runs/yoloslim/export")
 
 
+@verb("export")
 def export(model, imgsz: int = 640, dynamic: bool = False, simplify: bool = True, opset: int | None = None,
            half: bool = False, out=None, runs: int = 50, threads: int = 1, tol: float = FP32_TOL,
            verbose: bool = True) -> Path:
@@ -58,14 +60,9 @@ def export_checked(model, imgsz: int = 640, dynamic: bool = False, simplify: boo
                    half: bool = False, out=None, runs: int = 0, threads: int = 1, tol: float = FP32_TOL,
                    verbose: bool = False) -> tuple[Path, dict]:
     """`export`, also returning what it measured: max_diff per input, tolerance, latency (when runs > 0)."""
-    _check_args(imgsz=imgsz, runs=runs, threads=threads, opset=opset, dynamic=dynamic, simplify=simplify, half=half,
-                tol=tol)
     source = model
     torch_model = load_model(source)  # one clear error for a missing, corrupt or non-detection file
-    stride = int(max(torch_model.stride.tolist()))
-    if imgsz % stride:
-        raise YoloslimError(f"imgsz={imgsz} is not a multiple of the model's stride {stride}; "
-                            f"use {max(stride, imgsz // stride * stride)} or {(imgsz // stride + 1) * stride}")
+    check_stride(torch_model, imgsz)
     is_pt = isinstance(source, (str, Path)) and Path(source).suffix == ".pt"
     dest = destination(source, out)
     try:
@@ -255,7 +252,6 @@ def ort_latency(onnx_path, imgsz: int, runs: int = 50, warmup: int = 10, threads
 def interleaved_latency(onnx_paths, imgsz: int, runs: int = 50, warmup: int = 10, threads: int = 1) -> list[dict]:
     """Latency of several models timed in turn, one run of each per round (the order rotates every round), so
     load from other processes on a shared machine hits every model alike and the ratios stay fair."""
-    _check_args(imgsz=imgsz, runs=runs, threads=threads)
     if runs < 1:
         raise YoloslimError(f"runs={runs}: latency needs at least one run")
     sessions = [ort_session(p, threads) for p in onnx_paths]
@@ -281,11 +277,6 @@ def interleaved_latency(onnx_paths, imgsz: int, runs: int = 50, warmup: int = 10
              "min_ms": float(np.min(t)), "runs": runs, "warmup": warmup, "threads": threads} for t in times]
 
 
-def measure(model, imgsz: int = 640, threads: int = 1, runs: int = 50, warmup: int = 10) -> dict:
-    """One model's row for a report: params, GFLOPs, ONNX size, check result and ORT CPU latency."""
-    return measure_many({"model": model}, imgsz=imgsz, threads=threads, runs=runs, warmup=warmup)[0]
-
-
 def measure_many(models: dict, imgsz: int = 640, threads: int = 1, runs: int = 50, warmup: int = 10,
                  work_dir=None) -> list[dict]:
     """Rows for {label: model (.pt, yaml or module)}: each exported to a temporary .onnx and checked, then all
@@ -306,22 +297,3 @@ def measure_many(models: dict, imgsz: int = 640, threads: int = 1, runs: int = 5
         for row, latency in zip(rows, interleaved_latency(paths, imgsz, runs=runs, warmup=warmup, threads=threads)):
             row.update(latency)
     return rows
-
-
-def _check_args(**kw) -> None:
-    def positive_int(v, zero_ok=False):
-        return isinstance(v, int) and not isinstance(v, bool) and (v >= 0 if zero_ok else v > 0)
-
-    if "imgsz" in kw and not positive_int(kw["imgsz"]):
-        raise YoloslimError(f"imgsz={kw['imgsz']} must be one positive integer (a square input), e.g. imgsz=640")
-    if "runs" in kw and not positive_int(kw["runs"], zero_ok=True):
-        raise YoloslimError(f"runs={kw['runs']} must be a whole number >= 0 (0 skips the latency measurement)")
-    if "threads" in kw and not positive_int(kw["threads"]):
-        raise YoloslimError(f"threads={kw['threads']} must be a whole number >= 1")
-    if kw.get("opset") is not None and not positive_int(kw["opset"]):
-        raise YoloslimError(f"opset={kw['opset']} must be an ONNX opset number like 17, or None for Ultralytics' pick")
-    if "tol" in kw and not (isinstance(kw["tol"], (int, float)) and not isinstance(kw["tol"], bool) and kw["tol"] > 0):
-        raise YoloslimError(f"tol={kw['tol']} must be a positive number, e.g. tol=1e-3")
-    for flag in ("dynamic", "simplify", "half"):
-        if flag in kw and not isinstance(kw[flag], bool):
-            raise YoloslimError(f"{flag}={kw[flag]} must be True or False")
