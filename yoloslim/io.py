@@ -1,26 +1,115 @@
-"""Atomic file output: write to a temporary sibling, then rename, so a crash never leaves half a file."""
+"""Output files and folders: atomic writes, writable-folder checks up front, and one owner per output folder.
+
+- atomic_write: write to a temporary sibling, then rename, so a crash never leaves half a file; the file gets
+  the permissions a plain open() would give (0644 under umask 022), not mkstemp's 0600.
+- writable_dir: create (or find) an output folder and prove a file can be made in it, before any work.
+- owned: hold an exclusive lock on an output folder, so two runs into one folder cannot replace each
+  other's files; the second is refused with one line.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import os
 import tempfile
 from pathlib import Path
 
+from . import YoloslimError
+
+LOCK_NAME = ".yoloslim.lock"
+
+
+def file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def cannot_write(path, e: OSError, what: str = "") -> YoloslimError:
+    """One line naming the path and the reason, with the fix."""
+    path = Path(e.filename) if getattr(e, "filename", None) else Path(path)
+    if isinstance(e, (NotADirectoryError, FileExistsError)):
+        blocker = next((p for p in [path, *path.parents] if p.exists() and not p.is_dir()), path)
+        return YoloslimError(f"cannot write {what or path}: {blocker} is a file, not a folder; choose another "
+                             "project=/name= or out=")
+    full = e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+    fix = "free some space there, or choose another folder" if full else "choose a writable project=/name= or out="
+    return YoloslimError(f"cannot write {what or path} ({e.strerror or type(e).__name__}); {fix}")
+
 
 def atomic_write(path, write) -> Path:
-    """Call write(tmp_path) and move the result to path in one rename."""
+    """Call write(tmp_path) and move the result to path in one rename. The temporary file is removed on every
+    exit path Python sees (errors, KeyboardInterrupt, SIGTERM through the CLI)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # the name is shortened so that a path near the file system's limit still gets a temporary sibling
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        os.chmod(tmp, file_mode())
         write(Path(tmp))
         os.replace(tmp, path)
+    except OSError as e:
+        raise cannot_write(path, e) from None
     finally:
-        if os.path.exists(tmp):
+        if tmp and os.path.exists(tmp):
             os.unlink(tmp)
     return path
 
 
 def atomic_write_text(path, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def writable_dir(path, what: str = "") -> Path:
+    """path, created if needed, with proof that a file can be written there. On failure the folders this
+    call created are removed again and the error names the path and why."""
+    path = Path(path)
+    missing = [p for p in [path, *path.parents] if not p.exists()]
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".yoloslim-probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        for p in missing:  # deepest first
+            with contextlib.suppress(OSError):
+                p.rmdir()
+        raise cannot_write(path, e, what or f"in {path}") from None
+    return path
+
+
+@contextlib.contextmanager
+def owned(folder):
+    """Hold folder's lock file for the duration; a second holder is refused at once. Folders this call
+    created are removed again if nothing was written in them."""
+    folder = Path(folder)
+    created = [p for p in [folder, *folder.parents] if not p.exists()]
+    folder = writable_dir(folder)
+    lock = folder / LOCK_NAME
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, file_mode())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise YoloslimError(f"{folder} is in use by another yoloslim run; wait for it to finish or choose "
+                                "another name=") from None
+        try:  # the holder before us may have removed the file we opened: lock the one on disk
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        yield folder
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+        os.close(fd)
+        for p in created:  # deepest first; rmdir refuses a folder that is not empty
+            with contextlib.suppress(OSError):
+                p.rmdir()
