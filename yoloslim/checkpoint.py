@@ -23,6 +23,9 @@ def load_model(model, verbose: bool = False) -> nn.Module:
     if isinstance(model, nn.Module):
         return _check_task(model, "the given model")
     path = Path(str(model))
+    if path.is_dir():
+        raise YoloslimError(f"model={model} is a folder; give a checkpoint in it (e.g. {path / 'weights' / 'best.pt'}) "
+                            "or a model .yaml")
     if path.suffix in (".yaml", ".yml"):
         try:
             return DetectionModel(str(path), verbose=verbose)
@@ -31,10 +34,17 @@ def load_model(model, verbose: bool = False) -> nn.Module:
                                 "yolov8n.yaml") from None
         except Exception as e:  # Ultralytics raises many kinds for a bad yaml
             raise YoloslimError(f"could not build a model from {path}: {type(e).__name__}: {e}") from None
+    if path.suffix in (".onnx", ".engine", ".torchscript", ".tflite", ".mlpackage", ".xml"):
+        raise YoloslimError(f"model={model} is an exported model ({path.suffix}); yoloslim trains and prunes "
+                            "PyTorch checkpoints: give the .pt it was exported from")
     if path.suffix != ".pt":
         raise YoloslimError(f"model={model} is neither a .pt checkpoint nor a .yaml model config")
     ckpt = load_checkpoint(path)
     candidate = ckpt.get("ema") or ckpt.get("model")
+    if is_state_dict(candidate) or (candidate is None and is_state_dict(ckpt)):
+        raise YoloslimError(f"{path} holds a state_dict (weights without the model's layers); give the whole "
+                            "checkpoint Ultralytics training writes (weights/best.pt or last.pt), or "
+                            "torch.save({'model': model}) of the DetectionModel")
     if not isinstance(candidate, nn.Module):
         raise YoloslimError(f"{path} is a checkpoint without a model (no 'model' or 'ema' entry); "
                             "give the best.pt/last.pt that Ultralytics training wrote")
@@ -44,7 +54,12 @@ def load_model(model, verbose: bool = False) -> nn.Module:
     return _check_task(m, str(path))
 
 
+def is_state_dict(value) -> bool:
+    return isinstance(value, dict) and bool(value) and all(torch.is_tensor(v) for v in value.values())
+
+
 def load_checkpoint(path) -> dict:
+    """The checkpoint dict at path; a model pickled without the dict around it is wrapped in one."""
     path = Path(path)
     if not path.is_file():
         raise YoloslimError(f"{path} does not exist; check the path (your own weights go in weights/)")
@@ -53,6 +68,8 @@ def load_checkpoint(path) -> dict:
     except Exception as e:
         raise YoloslimError(f"{path} is not a readable PyTorch checkpoint (corrupt or truncated?): "
                             f"{type(e).__name__}") from None
+    if isinstance(ckpt, nn.Module):  # torch.save(model) rather than Ultralytics' dict
+        ckpt = {"model": ckpt}
     if not isinstance(ckpt, dict):
         raise YoloslimError(f"{path} is not an Ultralytics checkpoint (a dict with 'model'); got {type(ckpt).__name__}")
     return ckpt
@@ -68,7 +85,20 @@ def _check_task(model: nn.Module, what: str) -> nn.Module:
     if any(isinstance(m, Conv) and not hasattr(m, "bn") for m in model.modules()):
         raise YoloslimError(f"{what} is fused (its BatchNorms were folded into convs); "
                             "use the unfused checkpoint that training saved")
+    for index, layer in enumerate(model.model):
+        for name, m in layer.named_modules():
+            if isinstance(m, Conv) and not isinstance(m.bn, nn.BatchNorm2d):
+                raise YoloslimError(f"{what}: layer {index} ({type(layer).__name__}{', ' + name if name else ''}) has "
+                                    f"{type(m.bn).__name__} where its BatchNorm should be; yoloslim ranks channels "
+                                    "by BatchNorm gammas: give the model with its BatchNorms")
     return model
+
+
+def check_stride(model: nn.Module, imgsz: int) -> None:
+    stride = int(max(model.stride.tolist()))
+    if imgsz % stride:
+        raise YoloslimError(f"imgsz={imgsz} is not a multiple of the model's stride {stride}; "
+                            f"use {max(stride, imgsz // stride * stride)} or {(imgsz // stride + 1) * stride}")
 
 
 def save_checkpoint(model: nn.Module, path, **extra) -> Path:

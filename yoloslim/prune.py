@@ -11,8 +11,10 @@ import torch
 from torch import nn
 
 from . import YoloslimError
+from .args import verb
 from .blocks import build_graph
-from .checkpoint import load_model, save_checkpoint
+from .checkpoint import check_stride, load_model, save_checkpoint
+from .io import owned
 from .graph import Graph, UnsupportedModuleError
 from .plan import Plan, make_plan, resolve
 from . import surgery
@@ -41,18 +43,29 @@ def prune_in_place(model: nn.Module, graph: Graph, plan: Plan, compensate: bool 
     surgery.apply(model, graph, resolve(graph, plan), compensate=compensate)
 
 
+@verb("prune")
 def prune(model, ratio: float | None = None, threshold: float | None = None, min_keep=0.05, round_to: int = 1,
           plan: str | Plan | None = None, compensate: bool = True, imgsz: int = 640, project: str = "runs/yoloslim",
           name: str = "prune", exist_ok: bool = False, save: bool = True, verbose: bool = True) -> PruneResult:
-    """Prune `model` (a .pt, a yaml or a module, never modified on disk) and save the slim checkpoint."""
+    """Remove low-gamma channels and save slim.pt, plan.json, layers.csv and channels.png in project/name.
+
+    model: a .pt, a yaml or a module (never modified). ratio: the fraction of the prunable channels to remove,
+    or threshold: remove channels with |gamma| below it, or plan: a plan.json to apply again. min_keep: the
+    least a group keeps (a fraction and/or a channel count); round_to: kept counts are multiples of it.
+    imgsz: the size the layer table's GFLOPs are counted at."""
     source = model
     model = load_model(source)
     if not isinstance(source, (str, Path)):
         model = copy.deepcopy(model)  # the caller's module stays as it was
+    check_stride(model, imgsz)
     graph = graph_of(model)
     before = copy.deepcopy(model)
     if plan is None:
         plan = make_plan(graph, ratio=ratio, threshold=threshold, min_keep=min_keep, round_to=round_to)
+        if plan.removed == 0:
+            asked = f"ratio={ratio:g}" if ratio is not None else f"threshold={threshold:g}"
+            raise YoloslimError(f"{asked} removes no channel (after min_keep={min_keep} and round_to={round_to}); "
+                                "give a larger ratio or threshold")
     elif not isinstance(plan, Plan):
         plan = Plan.load(plan)
     prune_in_place(model, graph, plan, compensate=compensate)
@@ -60,16 +73,20 @@ def prune(model, ratio: float | None = None, threshold: float | None = None, min
 
     save_dir = None
     if save:
-        save_dir = output_dir(project, name, exist_ok)
+        save_dir = Path(project) / name
         if isinstance(source, (str, Path)) and Path(source).resolve() == (save_dir / "slim.pt").resolve():
             raise YoloslimError(f"refusing to overwrite the input {source}; choose another project/name")
-        from .report import plot_channels
+        with owned(save_dir):
+            if (save_dir / "slim.pt").exists() and not exist_ok:
+                raise YoloslimError(f"{save_dir} already holds a slim.pt; pass exist_ok=True to replace it, "
+                                    "or name=<new folder>")
+            from .report import plot_channels
 
-        plan.save(save_dir / "plan.json")
-        write_table(layers, save_dir / "layers.csv")
-        plot_channels(before, model, save_dir / "channels.png")
-        save_checkpoint(model, save_dir / "slim.pt", plan=str(save_dir / "plan.json"),  # last: marks done
-                        source=str(source) if isinstance(source, (str, Path)) else type(source).__name__)
+            plan.save(save_dir / "plan.json")
+            write_table(layers, save_dir / "layers.csv")
+            plot_channels(before, model, save_dir / "channels.png")
+            save_checkpoint(model, save_dir / "slim.pt", plan=str(save_dir / "plan.json"),  # last: marks done
+                            source=str(source) if isinstance(source, (str, Path)) else type(source).__name__)
     if verbose:
         print(layers.to_string(index=False))
         total = layers.iloc[-1]
@@ -79,16 +96,6 @@ def prune(model, ratio: float | None = None, threshold: float | None = None, min
         if save_dir:
             print(f"saved {save_dir / 'slim.pt'}, plan.json, layers.csv, channels.png in {save_dir}")
     return PruneResult(model, plan, layers, save_dir)
-
-
-def output_dir(project, name, exist_ok: bool) -> Path:
-    """project/name; one that already holds a slim.pt is refused unless exist_ok (nothing is overwritten)."""
-    path = Path(project) / name
-    if (path / "slim.pt").exists() and not exist_ok:
-        raise YoloslimError(f"{path} already holds a slim.pt; pass exist_ok=True to replace it, "
-                            "or name=<new folder>")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def write_table(table: pd.DataFrame, path: Path) -> None:
@@ -146,6 +153,7 @@ def layer_table(before: nn.Module, after: nn.Module, imgsz: int = 640) -> pd.Dat
     return table.round({"gflops_before": 3, "gflops_after": 3})
 
 
+@verb("inspect")
 def inspect(model, verbose: bool = True) -> pd.DataFrame:
     """One row per channel group: size, producers, consumers, importance (|gamma|) and frozen reasons."""
     graph = graph_of(load_model(model))
