@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import math
 import shutil
 import time
 from pathlib import Path
@@ -53,10 +54,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from ultralytics.models.yolo.detect import DetectionTrainer
-from ultralytics.utils import DEFAULT_CFG
+from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
 from . import YoloslimError
+from .args import verb
 
 # Chosen from sweeps on the generated dataset (see README): sr=1 per nominal batch on the weakest 42% of the
 # channels (wide groups first) for the first 60% of the epochs, then sr/100 so the network recovers around the
@@ -144,8 +146,63 @@ def timed(method):
     return wrapper
 
 
-class SparseTrainer(DetectionTrainer):
-    """DetectionTrainer + a penalty on prunable BN gammas (its gradient joins the loss's), sparsity in results.csv."""
+class SlimTrainer(DetectionTrainer):
+    """A DetectionTrainer that trains the model in a .pt checkpoint as it is, at its own (slim) width.
+
+    The stock trainer rebuilds a .pt's model from its yaml at full width and copies what fits, which
+    silently undoes a prune. Here the checkpoint's module itself is trained; on a dataset with other
+    classes only the head's class outputs are rebuilt (see fit_classes). DDP workers and resume=True
+    load it from the .pt path in args, so they get the slim module too. A model .yaml trains as stock."""
+
+    def setup_model(self):
+        if isinstance(self.model, torch.nn.Module) or not str(self.model).lower().endswith(".pt"):
+            return super().setup_model()
+        from .checkpoint import load_checkpoint, load_model
+
+        ckpt = load_checkpoint(self.model)  # also a model pickled without Ultralytics' dict around it
+        weights = load_model(self.model)
+        self.model = self.get_model(cfg=weights.yaml, weights=weights, verbose=RANK == -1)
+        return ckpt
+
+    def get_model(self, cfg=None, weights=None, verbose=True):
+        if not isinstance(weights, torch.nn.Module):
+            return super().get_model(cfg, weights, verbose)
+        fit_classes(weights, self.data["names"])
+        return weights
+
+
+def fit_classes(model: torch.nn.Module, names: dict) -> None:
+    """Give the Detect head one class output per name, as Ultralytics does for a new dataset: the last 1x1 conv
+    of each class branch is rebuilt for len(names) outputs (rows of classes whose name it already had are kept);
+    every other layer keeps its width and weights."""
+    head = model.model[-1]
+    nc = len(names)
+    if head.nc == nc:
+        return
+    old = {str(v): int(k) for k, v in dict(getattr(model, "names", None) or {}).items()}
+    branches = [head.cv3] + ([head.one2one_cv3] if getattr(head, "one2one_cv3", None) is not None else [])
+    for branch in branches:
+        for level, seq in enumerate(branch):
+            last = seq[-1]
+            conv = torch.nn.Conv2d(last.in_channels, nc, 1).to(last.weight.device)
+            with torch.no_grad():
+                conv.bias.fill_(math.log(5 / nc / (640 / float(head.stride[level])) ** 2))  # Detect.bias_init
+                for new_id, name in dict(names).items():
+                    if name in old and old[name] < last.out_channels:
+                        conv.weight[int(new_id)] = last.weight[old[name]]
+                        conv.bias[int(new_id)] = last.bias[old[name]]
+            seq[-1] = conv
+    LOGGER.info(f"yoloslim: the model detected {head.nc} classes, the data has {nc}: rebuilt the head's class outputs "
+                f"for {nc}; every other layer keeps its width and weights")
+    head.nc, head.no = nc, nc + head.reg_max * 4
+    model.nc, model.names = nc, dict(names)
+    if isinstance(getattr(model, "yaml", None), dict):
+        model.yaml["nc"] = nc
+
+
+class SparseTrainer(SlimTrainer):
+    """SlimTrainer + a penalty on prunable BN gammas (its gradient joins the loss's), sparsity in results.csv.
+    A pruned checkpoint is sparse-trained at its slim width (iterative slimming)."""
 
     def __init__(self, cfg=DEFAULT_CFG, overrides=None, _callbacks=None):
         overrides = dict(overrides or {})
@@ -271,20 +328,6 @@ class SparseTrainer(DetectionTrainer):
             plot_gamma_history(Path(self.save_dir) / "gammas.csv", Path(self.save_dir) / "gammas.png")
 
 
-class SlimTrainer(DetectionTrainer):
-    """Finetunes the pruned module itself. The stock path rebuilds the model from its yaml at full width
-    and copies what fits; here the model in the checkpoint is trained as it is. DDP workers and
-    resume=True load it from the .pt path in args, so they get the slim module too."""
-
-    def get_model(self, cfg=None, weights=None, verbose=True):
-        if not isinstance(weights, torch.nn.Module):
-            raise YoloslimError(f"finetune needs a pruned checkpoint as model= (a .pt file), got {self.args.model}")
-        if weights.model[-1].nc != self.data["nc"]:
-            raise YoloslimError(f"the model detects {weights.model[-1].nc} classes but {self.args.data} has {self.data['nc']}; "
-                                "finetune on the dataset the model was trained for")
-        return weights
-
-
 def _run(trainer_cls, model, data, **kwargs) -> Path:
     """Train with a trainer class built from overrides alone (as DDP workers do); returns best.pt."""
     from .data import check
@@ -296,10 +339,11 @@ def _run(trainer_cls, model, data, **kwargs) -> Path:
                  "amp": False, **kwargs}
     # Ultralytics puts a relative project under its own settings' runs_dir/<task>, not under the working folder
     overrides["project"] = str(Path(overrides["project"]).resolve())
-    if str(model).endswith(".pt"):
-        from .checkpoint import load_model
+    from .checkpoint import load_model
+    from .io import writable_dir
 
-        load_model(model)  # clear errors for missing / corrupt / non-detection checkpoints
+    load_model(model)  # one clear line for a missing, corrupt or non-detection model, before any work
+    writable_dir(overrides["project"])
     trainer = trainer_cls(overrides=overrides)
     trainer.train()
     best = Path(trainer.best if Path(trainer.best).exists() else trainer.last)
@@ -307,15 +351,23 @@ def _run(trainer_cls, model, data, **kwargs) -> Path:
     return best
 
 
+@verb("train", trains=True)
 def train(model="yolov8n.yaml", data="datasets/tea-synth/data.yaml", **kwargs) -> Path:
-    """Plain Ultralytics training (the unpruned baseline)."""
-    return _run(DetectionTrainer, model, data, **{"name": "train", **kwargs})
+    """Plain Ultralytics training: the unpruned baseline, or more epochs of a .pt at its own (slim) width.
+
+    Any Ultralytics train argument can be added (epochs=, imgsz=, batch=, device=, lr0=, ...)."""
+    return _run(SlimTrainer, model, data, **{"name": "train", **kwargs})
 
 
+@verb("sparse", trains=True)
 def sparse(model="yolov8n.yaml", data="datasets/tea-synth/data.yaml", sr=SPARSE_DEFAULTS["sr"],
            sr_schedule=SPARSE_DEFAULTS["sr_schedule"], sr_step=SPARSE_DEFAULTS["sr_step"],
            penalty=SPARSE_DEFAULTS["penalty"], sr_share=SPARSE_DEFAULTS["sr_share"], **kwargs) -> Path:
-    """Sparse training; the run folder also gets sparse.pt (a copy of best.pt) and gammas.png."""
+    """Sparse training: Ultralytics training plus a penalty that pushes unimportant BN gammas to zero.
+
+    sr: the penalty's weight per nominal batch; sr_schedule/sr_step: how it falls over the epochs; penalty:
+    wide (default), lowest or l1; sr_share: the share of the prunable channels to push to zero. A pruned .pt is
+    trained at its slim width. The run folder also gets sparse.pt (a copy of best.pt) and gammas.png."""
     settings = check_sparse_settings({"sr": sr, "sr_schedule": sr_schedule, "sr_step": sr_step, "penalty": penalty,
                                       "sr_share": sr_share})
     best = _run(SparseTrainer, model, data, **settings, **{"name": "sparse", **kwargs})
@@ -324,8 +376,11 @@ def sparse(model="yolov8n.yaml", data="datasets/tea-synth/data.yaml", sr=SPARSE_
     return atomic_write(best.parent.parent / "sparse.pt", lambda tmp: shutil.copyfile(best, tmp))
 
 
+@verb("finetune", trains=True)
 def finetune(model="slim.pt", data="datasets/tea-synth/data.yaml", **kwargs) -> Path:
-    """Train a pruned checkpoint at its slim width; best.pt/last.pt keep exactly its parameter count."""
+    """Finetune a pruned checkpoint at its slim width; best.pt/last.pt keep exactly its parameter count.
+
+    On a dataset with other classes the head's class outputs are rebuilt for them (every other layer is kept)."""
     if not str(model).endswith(".pt"):
         raise YoloslimError(f"model={model} must be a pruned .pt checkpoint (made by 'yoloslim prune')")
     return _run(SlimTrainer, model, data, **{"name": "finetune", **kwargs})
