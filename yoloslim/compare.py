@@ -11,7 +11,8 @@ from pathlib import Path
 
 from . import YoloslimError
 from .io import atomic_write_text
-from .pipeline import as_list
+from .args import as_list, verb
+from .pipeline import pipeline as pipeline_verb
 
 MEASURES = ("mAP50", "mAP50-95")
 
@@ -45,41 +46,57 @@ def summarize(model: str, report) -> list[dict]:
     return rows
 
 
+def run_names(models: list[str]) -> list[str]:
+    """A folder name per model: its file's stem, with parent folders prepended until the names are unique
+    (a/last.pt and b/last.pt -> a-last, b-last)."""
+    paths = [Path(m) for m in models]
+    depth = 0
+    while True:
+        names = ["-".join([*p.parent.parts[len(p.parent.parts) - depth:], p.stem] if depth else [p.stem]) for p in paths]
+        if len(set(names)) == len(names) or depth > max(len(p.parts) for p in paths):
+            break
+        depth += 1
+    if len(set(names)) != len(names):
+        raise YoloslimError(f"models={','.join(models)} names a model twice; give each model once")
+    return names
+
+
+@verb("compare", passes_to=pipeline_verb)
 def compare(models="yolov8n.yaml,yolov8s.yaml,yolov8m.yaml", levels="0.5,0.6,0.7", runs=None,
             project: str = "runs/yoloslim", name: str = "compare", **pipeline_args):
-    """Run (or reuse) a pipeline per model and write compare.csv, compare.md and compare.png.
+    """Several models x prune levels in one table and plots: a resumable pipeline per model, then
+    compare.csv, compare.md and compare.png in project/name.
 
     Level 0 rows are the unpruned baselines; "final" is the model a user would ship at that level
-    (the baseline at 0, the finetuned slim model otherwise). Extra keyword arguments go to each pipeline.
+    (the baseline at 0, the finetuned slim model otherwise). runs=: tabulate finished pipeline folders
+    instead of training. Any other argument goes to each pipeline ('yoloslim help pipeline').
     """
     import pandas as pd
 
+    from .io import owned
+    from .pipeline import banner
+
     out = Path(project) / name
     folders = [Path(r) for r in as_list(runs)]
-    if folders:
-        for f in folders:
-            if not (f / "report.csv").exists():
-                raise YoloslimError(f"{f} has no report.csv; give runs= pipeline folders (made by 'yoloslim pipeline')")
-    else:
-        from .pipeline import banner, pipeline
-
-        names = as_list(models)
-        if not names:
-            raise YoloslimError("models= is empty; give e.g. models=yolov8n.yaml,yolov8s.yaml")
-        for i, model in enumerate(names, 1):
-            banner(f"compare: model {i}/{len(names)}: {model}")
-            folders.append(pipeline(model=model, levels=levels, project=str(out), name=Path(model).stem,
-                                    **pipeline_args))
-    rows = []
     for f in folders:
-        report = pd.read_csv(f / "report.csv")
-        rows += summarize(f.name, report)
-    table = pd.DataFrame(rows)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "compare.csv", table.to_csv(index=False))
-    shown = table.drop(columns=["family"])
-    atomic_write_text(out / "compare.md", shown.to_markdown(index=False, floatfmt=".4g") + "\n")
-    plot_compare(table, out / "compare.png")
+        if not (f / "report.csv").exists():
+            raise YoloslimError(f"{f} has no report.csv; give runs= pipeline folders (made by 'yoloslim pipeline')")
+    names = as_list(models)
+    folder_names = run_names(names)
+    with owned(out):
+        if not folders:
+            for i, (model, folder) in enumerate(zip(names, folder_names), 1):
+                banner(f"compare: model {i}/{len(names)}: {model}")
+                folders.append(pipeline_verb(model=model, levels=levels, project=str(out), name=folder,
+                                             **pipeline_args))
+        rows = []
+        for f in folders:
+            rows += summarize(f.name, pd.read_csv(f / "report.csv"))
+        table = pd.DataFrame(rows)
+        atomic_write_text(out / "compare.csv", table.to_csv(index=False))
+        shown = table.drop(columns=["family"])
+        atomic_write_text(out / "compare.md", shown.to_markdown(index=False, floatfmt=".4g") + "\n")
+        plot_compare(table, out / "compare.png")
     print(shown.to_markdown(index=False, floatfmt=".4g"))
     print(f"\ncomparison: {out / 'compare.md'}, {out / 'compare.csv'}, {out / 'compare.png'}")
     return table

@@ -15,25 +15,21 @@ L1 took 96% of the gammas below 1e-3 within one epoch, mAP 0). So:
     report.csv / report.md / report.png
 
 Every stage writes a file a user can keep, and a stage whose file exists is skipped, so an interrupted
-pipeline resumes where it stopped (a stage interrupted mid-training resumes from its last.pt).
+pipeline resumes where it stopped (a stage interrupted mid-training resumes from its last.pt). stages.json
+records the settings behind every stage (and the stages before it); a rerun whose settings differ for a stage
+already started is refused with one line naming the setting, so a report never mixes two runs' files.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
 
 from . import YoloslimError
-from .io import atomic_write, atomic_write_text
-
-
-def as_list(value) -> list[str]:
-    """'a,b' or ['a', 'b'] -> ['a', 'b'] (CLI values arrive as comma-separated strings)."""
-    if value is None:
-        return []
-    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
-    return [str(x).strip() for x in items if str(x).strip()]
+from .args import as_list, verb
+from .io import atomic_write, atomic_write_text, owned
 
 
 def banner(text: str) -> None:
@@ -85,46 +81,34 @@ def stage(out: Path, title: str, make) -> Path:
     return out
 
 
+@verb("pipeline")
 def pipeline(model: str = "yolov8n.yaml", data: str | None = None, levels=(0.6, 0.7),
              pretrain_epochs: int = 6, sparse_epochs: int = 10, finetune_epochs: int = 4, sr: float | None = None,
              sr_step: float | None = None, penalty: str | None = None, sr_share: float = 0.6,
-             imgsz: int = 160, batch: int = 16, nbs: int = 16, workers: int = 2, device: str = "cpu",
-             project: str = "runs/yoloslim",
-             name: str = "pipeline", seed: int = 0, export: bool = True, round_to: int = 8) -> Path:
-    """pretrain_epochs: training of model= before anything else (0 when model= is already trained: a .pt).
+             imgsz: int = 160, batch: int = 16, nbs: int = 16, workers: int = 2, device: str | None = None,
+             project: str = "runs/yoloslim", name: str = "pipeline", seed: int = 0, export: bool = True,
+             round_to: int = 8) -> Path:
+    """The whole flow in one resumable run folder: train, sparse train, prune at levels, finetune, export, report.
+
+    pretrain_epochs: training of model= before anything else (0 when model= is already trained: a .pt).
     nbs: images per optimizer step (Ultralytics' nominal batch). 16 rather than Ultralytics' 64 because a small
     dataset then still gets enough steps: 400 images make 25 steps an epoch instead of 6.
     round_to: kept channel counts are multiples of it, which CPU/GPU kernels run faster (1 = exact ratio).
     sr, sr_step, penalty, sr_share: sparse training's settings (yoloslim/trainer.py; its defaults when None).
     sr_share: 0.6 (not None) rather than sparse training's 0.42, because the pipeline aims at speed as well as size: the
     default penalty zeros the wide layers' channels first, which hold few of the GFLOPs, and 60% of the channels
-    make a >= 50% cut (58% for yolov8n, pruned at level 0.6)."""
-    from .prune import prune
-    from .trainer import check_sparse_settings, finetune, sparse, train
+    make a >= 50% cut (58% for yolov8n, pruned at level 0.6). device: as Ultralytics (unset: the GPU if any)."""
+    from .checkpoint import check_stride, load_model
+    from .data import check
+    from .trainer import check_sparse_settings
 
+    # Everything that can be wrong is found now, not after hours of training.
     chosen = {"sr": sr, "sr_step": sr_step, "penalty": penalty, "sr_share": sr_share}
-    settings = check_sparse_settings({k: v for k, v in chosen.items() if v is not None})  # now, not after hours
-
-    given = levels
-    try:
-        levels = [float(x) for x in as_list(levels)]
-    except ValueError:
-        levels = []
-    if not levels or any(not 0 < r < 1 for r in levels):
-        raise YoloslimError(f"levels={given} must be prune ratios between 0 and 1, e.g. levels=0.3,0.5,0.7")
-    for key, value in (("pretrain_epochs", pretrain_epochs), ("sparse_epochs", sparse_epochs),
-                       ("finetune_epochs", finetune_epochs)):
-        if not isinstance(value, int) or value < (0 if key == "pretrain_epochs" else 1):
-            raise YoloslimError(f"{key}={value!r} must be a whole number >= {0 if key == 'pretrain_epochs' else 1}")
+    settings = check_sparse_settings({k: v for k, v in chosen.items() if v is not None})
+    levels = [float(x) for x in as_list(levels)]
     if pretrain_epochs == 0 and not str(model).endswith(".pt"):
         raise YoloslimError(f"pretrain_epochs=0 needs a trained model= (.pt); {model} would start untrained")
-    run = Path(project) / name
-    run.mkdir(parents=True, exist_ok=True)
-    metrics = Metrics(run / "metrics.json")
-    common = {"imgsz": imgsz, "batch": batch, "nbs": nbs, "workers": workers, "device": device, "seed": seed,
-              "project": str(run / "train"), "exist_ok": True, "plots": False, "val": False}
-    after_pretrain = {**common, "warmup_epochs": 0}  # a trained model needs no warm-up
-
+    check_stride(load_model(model), imgsz)
     if data is None:
         data = Path("datasets/tea-synth/data.yaml")
         if not data.exists():
@@ -132,15 +116,50 @@ def pipeline(model: str = "yolov8n.yaml", data: str | None = None, levels=(0.6, 
             from .data import synth
 
             data = synth(data.parent)
+    check(data)
+    run = Path(project) / name
+    with owned(run):
+        return run_stages(run, model, data, levels, pretrain_epochs, sparse_epochs, finetune_epochs, settings, imgsz,
+                          batch, nbs, workers, device, seed, export, round_to)
+
+
+def run_stages(run, model, data, levels, pretrain_epochs, sparse_epochs, finetune_epochs, settings, imgsz, batch,
+               nbs, workers, device, seed, export, round_to) -> Path:
+    from .prune import prune
+    from .trainer import finetune, sparse, train
+
+    common = {"imgsz": imgsz, "batch": batch, "nbs": nbs, "workers": workers, "device": device, "seed": seed,
+              "project": str(run / "train"), "exist_ok": True, "plots": False, "val": False}
+    after_pretrain = {**common, "warmup_epochs": 0}  # a trained model needs no warm-up
+
+    # What makes each stage's file; a stage's record includes the records of the stages it starts from.
+    made = {"model": identity(model), "data": identity(data), "imgsz": imgsz, "batch": batch, "nbs": nbs,
+            "seed": seed}
+    if pretrain_epochs:
+        made = {**made, "pretrain_epochs": pretrain_epochs}
+    plan = {"pretrained.pt": made} if pretrain_epochs else {}
+    plan["baseline.pt"] = {**made, "sparse_epochs": sparse_epochs, "finetune_epochs": finetune_epochs}  # as long
+    plan["sparse.pt"] = {**made, "sparse_epochs": sparse_epochs, **settings}
+    for level in levels:
+        pruned = {**plan["sparse.pt"], "level": level, "round_to": round_to}
+        plan[f"prune-{level:g}/slim.pt"] = pruned
+        plan[f"slim-{level:g}-ft.pt"] = {**pruned, "finetune_epochs": finetune_epochs}
+    records = Records(run / "stages.json")
+    records.check(plan, run)
+
+    metrics = Metrics(run / "metrics.json")
     rows = []
     start = Path(model)
     if pretrain_epochs:
+        records.start("pretrained.pt", plan)
         start = stage(run / "pretrained.pt", f"pretrain {model}: {pretrain_epochs} epochs",
                       lambda: resumable(train, run, "pretrain", model, data, epochs=pretrain_epochs, **common))
         rows.append(row(metrics, "pretrained", start, data, imgsz, batch, level=0.0, export=False))
     total = sparse_epochs + finetune_epochs
+    records.start("baseline.pt", plan)
     baseline = stage(run / "baseline.pt", f"baseline: {total} more epochs of plain training",
                      lambda: resumable(train, run, "baseline", start, data, epochs=total, **after_pretrain))
+    records.start("sparse.pt", plan)
     sparse_pt = stage(run / "sparse.pt", f"sparse training: {sparse_epochs} epochs",
                       lambda: resumable(sparse, run, "sparse", start, data, epochs=sparse_epochs,
                                         **settings, **after_pretrain))
@@ -149,12 +168,14 @@ def pipeline(model: str = "yolov8n.yaml", data: str | None = None, levels=(0.6, 
     for level in levels:
         tag = f"{level:g}"
         slim = run / f"prune-{tag}" / "slim.pt"  # prune() writes slim.pt last, atomically
+        records.start(f"prune-{tag}/slim.pt", plan)
         if slim.exists():
             print(f"[skip] prune {tag}: {slim} exists")
         else:
             banner(f"prune {tag} of the prunable channels")
             prune(sparse_pt, ratio=level, round_to=round_to, project=run, name=f"prune-{tag}", exist_ok=True)
         rows.append(row(metrics, "pruned", slim, data, imgsz, batch, level=level, export=False))
+        records.start(f"slim-{tag}-ft.pt", plan)
         ft = stage(run / f"slim-{tag}-ft.pt", f"finetune the {tag} slim model: {finetune_epochs} epochs",
                    lambda: resumable(finetune, run, f"finetune-{tag}", slim, data, epochs=finetune_epochs,
                                      **after_pretrain))
@@ -167,6 +188,42 @@ def pipeline(model: str = "yolov8n.yaml", data: str | None = None, levels=(0.6, 
     print(table.to_markdown(index=False, floatfmt=".4g"))
     print(f"\nrun folder: {run.resolve()}\n  report: {run / 'report.md'}, {run / 'report.csv'}, {run / 'report.png'}")
     return run
+
+
+def identity(source) -> str:
+    """A model or dataset as a stage record names it: a stock yaml by name, a file by its content."""
+    path = Path(str(source))
+    if not path.is_file():
+        return str(source)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return f"{path.resolve()} (sha256 {digest})"
+
+
+class Records:
+    """stages.json: {stage file: the settings that made it}, written when the stage starts."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.data = json.loads(path.read_text()) if path.exists() else {}
+
+    def check(self, plan: dict, run: Path) -> None:
+        for stage_file, wanted in plan.items():
+            had = self.data.get(stage_file)
+            if had is None:
+                if (run / stage_file).exists():
+                    raise YoloslimError(f"{run / stage_file} exists but {self.path.name} does not say what made it; "
+                                        "give another name= for a new run")
+                continue
+            for key in sorted(set(had) | set(wanted)):
+                if had.get(key) != wanted.get(key):
+                    raise YoloslimError(
+                        f"{run} was started with {key}={had.get(key)}, not {key}={wanted.get(key)} (its {stage_file}); "
+                        f"rerun with {key}={had.get(key)} to resume it, or give another name= for a new run")
+
+    def start(self, stage_file: str, plan: dict) -> None:
+        if stage_file not in self.data:
+            self.data[stage_file] = plan[stage_file]
+            atomic_write_text(self.path, json.dumps(self.data, indent=1))
 
 
 def resumable(train_fn, run: Path, name: str, model, data, **kwargs) -> Path:
