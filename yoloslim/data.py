@@ -17,6 +17,8 @@ import numpy as np
 import yaml
 
 from . import YoloslimError
+from .args import verb
+from .io import writable_dir
 
 NAMES = {0: "bud", 1: "leaf"}
 JPEG_QUALITY = 90
@@ -38,17 +40,9 @@ BLUR_RATE = 0.25
 # synth
 
 
+@verb("data synth")
 def synth(out="datasets/tea-synth", train=400, val=100, imgsz=224, seed=0, overwrite=False) -> Path:
     """Write the synthetic tea-sprout dataset to `out` and return the path of its data.yaml."""
-    for name, value, low in (("train", train, 1), ("val", val, 1), ("imgsz", imgsz, 32), ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise YoloslimError(f"{name}={value!r} is not valid; {name} must be an integer >= {low}")
-    if imgsz > 4096:
-        raise YoloslimError(f"imgsz={imgsz} is too large; use imgsz between 32 and 4096")
-    if not isinstance(overwrite, bool):
-        raise YoloslimError(f"overwrite={overwrite!r} is not valid; write overwrite=True or overwrite=False")
-    if not out or not isinstance(out, (str, os.PathLike)):
-        raise YoloslimError(f"out={out!r} is not a folder path; write e.g. out=datasets/tea-synth")
     out = Path(out).expanduser().absolute()
     if out.exists() and not overwrite and (out.is_file() or any(out.iterdir())):
         raise YoloslimError(f"{out} already exists and is not empty; pass overwrite=True to replace it")
@@ -60,7 +54,7 @@ def synth(out="datasets/tea-synth", train=400, val=100, imgsz=224, seed=0, overw
     start = time.time()
     # Build everything in a hidden sibling and rename it into place at the end: a crash or Ctrl-C
     # never leaves a half-written dataset at `out`.
-    out.parent.mkdir(parents=True, exist_ok=True)
+    writable_dir(out.parent)
     partial = out.parent / f".{out.name}.partial-{os.getpid()}"
     previous = out.parent / f".{out.name}.old-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
@@ -284,6 +278,7 @@ def draw_image(rng, size):
 # check
 
 
+@verb("data check")
 def check(data=None) -> dict:
     """Validate a YOLO data.yaml and its images and labels; return counts per split, raise YoloslimError."""
     if not data:
@@ -304,26 +299,44 @@ def check(data=None) -> dict:
                             "(compare with datasets/tea-synth/data.yaml)") from None
     if not isinstance(spec, dict):
         raise YoloslimError(f"{yaml_path} is not a YAML mapping; it needs train:, val: and names: keys")
-    missing = [f"{key}:" for key in ("train", "val", "names") if not spec.get(key)]
+    missing = [f"{key}:" for key in ("train", "val") if not spec.get(key)]
+    if spec.get("names") is None and spec.get("nc") is None:
+        missing.append("names:")
     if missing:
         raise YoloslimError(f"{yaml_path} lacks {', '.join(missing)}; a data.yaml needs train: and val: "
                             "(image folders or lists) and names: {0: name, ...}")
-    names = parse_names(spec["names"], yaml_path)
+    names = parse_names(spec.get("names"), spec.get("nc"), yaml_path)
     root = dataset_root(spec, yaml_path)
 
     counts = {}
     for split in ("train", "val"):
         images = list_images(spec[split], root, split, yaml_path)
-        counts[split] = check_labels(images, names, split, yaml_path, root)
+        counts[split] = check_split(images, names, split, yaml_path, root)
     counts["names"] = names
     splits = "; ".join(f"{s} {counts[s]['images']} images, {counts[s]['objects']} objects "
-                       f"({counts[s]['backgrounds']} background)" for s in ("train", "val"))
+                       f"({counts[s]['backgrounds']} background{', %d dropped' % counts[s]['dropped'] if counts[s]['dropped'] else ''})"
+                       for s in ("train", "val"))
     print(f"check: {yaml_path} OK: {splits}; {len(names)} classes: {', '.join(names.values())}")
     return counts
 
 
-def parse_names(names, yaml_path) -> dict[int, str]:
-    """names: as a list or {id: name}; ids must be 0..n-1, as Ultralytics requires."""
+def warn(text: str) -> None:
+    print(f"check: warning: {text}")
+
+
+def parse_names(names, nc, yaml_path) -> dict[int, str]:
+    """names: as a list or {id: name}; ids must be 0..n-1, as Ultralytics requires. nc: alone, it names the
+    classes class_0.. (as Ultralytics does); with names, it must agree with them."""
+    if nc is not None:
+        try:
+            ok = float(nc).is_integer() and int(float(nc)) >= 1
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise YoloslimError(f"{yaml_path} nc: {nc} must be a whole number of classes >= 1")
+        nc = int(float(nc))
+    if names is None:
+        return {i: f"class_{i}" for i in range(nc)}
     if isinstance(names, list):
         names = dict(enumerate(names))
     if not isinstance(names, dict):
@@ -336,20 +349,30 @@ def parse_names(names, yaml_path) -> dict[int, str]:
     if sorted(names) != list(range(len(names))):
         raise YoloslimError(f"{yaml_path} names: ids are {sorted(names)} but must be 0..{len(names) - 1}; "
                             "renumber the classes (and their label rows)")
+    if nc is not None and nc != len(names):
+        raise YoloslimError(f"{yaml_path} says nc: {nc} but names: lists {len(names)} classes; make them agree "
+                            "(or remove nc:, names: is enough)")
     return names
 
 
 def dataset_root(spec, yaml_path) -> Path:
     """Folder that train:/val: are relative to: `path:` if given, else the yaml's folder.
 
-    A relative `path:` is read from the current folder, as Ultralytics does.
+    A relative `path:` is read from the current folder, then under Ultralytics' datasets folder, as
+    Ultralytics does.
     """
     if not spec.get("path"):
         return yaml_path.parent
     root = Path(str(spec["path"])).expanduser()
+    if not root.exists() and not root.is_absolute():
+        from ultralytics.utils import DATASETS_DIR  # only here: check stays cheap for the common case
+
+        if (Path(DATASETS_DIR) / root).is_dir():
+            return (Path(DATASETS_DIR) / root).resolve()
     if not root.is_dir():
         raise YoloslimError(f"{yaml_path} path: {root} is not a folder (a relative path: is read from the current "
-                            "folder); fix it, or remove path: so paths are relative to the yaml's folder")
+                            "folder, then from Ultralytics' datasets folder); fix it, or remove path: so paths are "
+                            "relative to the yaml's folder")
     return root
 
 
@@ -392,49 +415,106 @@ def label_path(image) -> Path:
     return Path(labels_dir.join(str(image).rsplit(images_dir, 1)).rsplit(".", 1)[0] + ".txt")
 
 
-def check_labels(images, names, split, yaml_path, root) -> dict:
-    problems = {"malformed": [], "range": [], "size": [], "class": []}
-    objects = backgrounds = 0
-    for image in images:
-        label = label_path(image)
-        rows = label.read_text(errors="replace").splitlines() if label.is_file() else []
-        rows = [(number, row.split()) for number, row in enumerate(rows, 1) if row.strip()]
-        backgrounds += not rows
-        for number, fields in rows:
-            try:
-                shown = label.relative_to(root)
-            except ValueError:
-                shown = label
-            where = f"{shown}:{number}"
-            try:
-                values = [float(x) for x in fields]
-            except ValueError:
-                values = []
-            if len(values) != 5 or not values[0].is_integer():
-                problems["malformed"].append(f"{where} {' '.join(fields)[:40]!r}")
-                continue
-            cls, box = int(values[0]), values[1:]
-            if not all(0 <= v <= 1 for v in box):  # also catches nan and inf
-                problems["range"].append(where)
-            elif box[2] <= 0 or box[3] <= 0:
-                problems["size"].append(where)
-            elif cls not in names:
-                problems["class"].append(f"{where} (class {cls})")
-            else:
-                objects += 1
+def image_problem(path: Path) -> str | None:
+    """Why Ultralytics would drop this image, or None. Its own check (ultralytics.data.utils.check_image)
+    rewrites a JPEG without an end marker, so it cannot be called on a user's files; its rules are
+    followed here read-only: PIL must open and verify it, both sides >= 10 px, a known format, and a JPEG
+    without an end marker must decode in full (Ultralytics re-saves those; truncated ones fail)."""
+    from PIL import Image
 
+    try:
+        with Image.open(path) as im:
+            im.verify()
+            width, height = im.size
+            kind = (im.format or "").lower()
+        if width < 10 or height < 10:
+            return f"{width}x{height} px, smaller than 10 px"
+        if kind not in IMAGE_SUFFIXES | {"jpeg2000"}:
+            return f"format {kind or 'unknown'} is not an image format Ultralytics reads"
+        if kind in ("jpeg", "jpg", "mpo"):
+            with open(path, "rb") as f:
+                f.seek(-2, 2)
+                ended = f.read() == b"\xff\xd9"
+            if not ended:
+                with Image.open(path) as im:
+                    im.load()
+    except Exception as e:  # PIL raises many kinds for a bad file
+        return str(e).split("\n")[0] or type(e).__name__
+    return None
+
+
+def label_problem(fields: list[str], names) -> tuple[str, str] | None:
+    """(kind, detail) for a label row Ultralytics would reject, or None. Rows are `class cx cy w h`, or
+    `class x1 y1 x2 y2 ...` polygons, which Ultralytics turns into their boxes."""
+    try:
+        values = [float(x) for x in fields]
+    except ValueError:
+        return "malformed", "not numbers"
+    if len(values) != 5 and not (len(values) > 6 and len(values) % 2 == 1):
+        return "malformed", f"{len(values)} numbers"
+    if not values[0].is_integer():
+        return "malformed", "class id is not a whole number"
+    coords = values[1:]
+    if not all(-0.01 <= v <= 1.01 for v in coords):  # Ultralytics' 1% tolerance; also catches nan and inf
+        return "range", "coordinates outside 0..1"
+    if int(values[0]) not in names:
+        return "class", f"class {int(values[0])}"
+    return None
+
+
+def check_split(images, names, split, yaml_path, root) -> dict:
+    """Count a split's images and objects; an image Ultralytics would drop (it cannot be read, or a label row is
+    malformed, out of range or of an unknown class) is named in a warning and dropped, as Ultralytics does.
+    Only a split with no usable image is an error."""
     hints = {
-        "malformed": ("malformed label rows", "each row must be 5 numbers: class cx cy w h"),
-        "range": ("label rows with coordinates outside 0..1",
-                  "cx cy w h must be normalised by the image width and height"),
-        "size": ("label rows with zero or negative width/height", "remove degenerate boxes"),
-        "class": ("label rows with unknown class ids",
-                  f"names: has ids 0..{len(names) - 1}; fix the ids or add the class to names:"),
+        "image": "images that cannot be read", "malformed": "images with malformed label rows "
+        "(a row is class cx cy w h, or a class and polygon points)",
+        "range": "images with label coordinates outside 0..1 (normalise by the image width and height)",
+        "class": f"images with unknown class ids (names: has ids 0..{len(names) - 1})",
+        "mixed": "images whose labels mix boxes and polygons",
     }
-    found = [kind for kind in problems if problems[kind]]
-    if found:
-        kind, rows = found[0], problems[found[0]]
-        others = "".join(f" (also {len(problems[k])} {hints[k][0]})" for k in found[1:])
-        raise YoloslimError(f"{yaml_path} {split}: {len(rows)} {hints[kind][0]}: {', '.join(rows[:3])}"
-                            f"{' ...' if len(rows) > 3 else ''}; {hints[kind][1]}{others}")
-    return {"images": len(images), "objects": objects, "backgrounds": backgrounds}
+    dropped = {kind: [] for kind in hints}
+    objects = backgrounds = zero_size = 0
+    usable = 0
+
+    def shown(path):
+        try:
+            return path.relative_to(root)
+        except ValueError:
+            return path
+
+    for image in images:
+        problem = image_problem(image)
+        if problem:
+            dropped["image"].append(f"{shown(image)} ({problem})")
+            continue
+        label = label_path(image)
+        rows = label.read_text(encoding="utf-8-sig", errors="replace").splitlines() if label.is_file() else []
+        rows = [(number, row.split()) for number, row in enumerate(rows, 1) if row.strip()]
+        found = ((number, label_problem(fields, names)) for number, fields in rows)
+        bad = next(((number, problem) for number, problem in found if problem), None)
+        if bad is None and len({len(f) == 5 for _, f in rows}) > 1:
+            bad = (rows[0][0], ("mixed", "boxes and polygons"))
+        if bad:
+            number, (kind, detail) = bad
+            dropped[kind].append(f"{shown(label)}:{number} ({detail})")
+            continue
+        usable += 1
+        backgrounds += not rows
+        objects += len(rows)
+        zero_size += sum(len(f) == 5 and (float(f[3]) <= 0 or float(f[4]) <= 0) for _, f in rows)
+
+    total = sum(len(v) for v in dropped.values())
+    for kind, items in dropped.items():
+        if items:
+            warn(f"{yaml_path} {split}: {len(items)} {hints[kind]}, dropped as Ultralytics drops them: "
+                 f"{', '.join(map(str, items[:3]))}{' ...' if len(items) > 3 else ''}")
+    if zero_size:
+        warn(f"{yaml_path} {split}: {zero_size} label boxes of zero width or height (they teach nothing)")
+    if not usable:
+        first = next(kind for kind, items in dropped.items() if items)
+        raise YoloslimError(f"{yaml_path} {split}: none of its {len(images)} images is usable ({total} dropped, e.g. "
+                            f"{dropped[first][0]}: {hints[first]}); fix the images or their label rows")
+    if total:
+        warn(f"{yaml_path} {split}: {total} of {len(images)} images dropped; training uses the other {usable}")
+    return {"images": usable, "objects": objects, "backgrounds": backgrounds, "dropped": total}
