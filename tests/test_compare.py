@@ -42,3 +42,16 @@ def test_compare_bad_runs_folder(tmp_path, capsys):
         compare(runs=str(tmp_path), project=str(tmp_path))
     assert main(["compare", f"runs={tmp_path}", f"project={tmp_path}"]) == 2
     assert "no report.csv" in capsys.readouterr().err
+
+
+def test_same_named_models_get_their_own_runs(tiny_data, tmp_path):
+    """a/last.pt and b/last.pt: two pipelines, two rows each, not the first model twice."""
+    from conftest import build
+    from yoloslim.checkpoint import save_checkpoint
+
+    a = save_checkpoint(build("yolov8n.yaml", nc=2), tmp_path / "a" / "last.pt")
+    b = save_checkpoint(build("yolo11n.yaml", nc=2), tmp_path / "b" / "last.pt")
+    table = compare(models=f"{a},{b}", data=str(tiny_data), project=str(tmp_path), **{**TINY, "pretrain_epochs": 0})
+    assert list(table.model) == ["a-last", "a-last", "b-last", "b-last"]
+    base = table[table.level == 0].set_index("model")
+    assert base.loc["a-last", "params"] != base.loc["b-last", "params"]

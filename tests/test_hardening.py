@@ -1,7 +1,9 @@
 """Bad inputs get one clear line and exit 2, inputs are never modified, and random plans never break a model."""
 
 import hashlib
+import os
 import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,15 +17,16 @@ from yoloslim.prune import prune_in_place
 
 
 def digest(folder):
-    """sha256 of every file under folder: proof that a command left its inputs alone."""
+    """sha256 of every file under folder: proof that a command left its inputs alone. Ultralytics' own label
+    cache (labels/*.cache, written beside a dataset's labels by any training) is left out."""
     return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix != ".cache"}
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory, tiny_data):
     """A folder of good and bad input files, made once."""
-    from ultralytics.nn.tasks import ClassificationModel
+    from ultralytics.nn.tasks import ClassificationModel, DetectionModel
 
     d = tmp_path_factory.mktemp("inputs")
     good = save_checkpoint(build("yolov8n.yaml", nc=2), d / "good.pt")
@@ -31,9 +34,13 @@ def inputs(tmp_path_factory, tiny_data):
     (d / "truncated.pt").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     torch.save({"epoch": 3, "optimizer": None}, d / "nomodel.pt")
     torch.save([1, 2, 3], d / "list.pt")
+    torch.save(build("yolov8n.yaml", nc=2).state_dict(), d / "statedict.pt")
+    torch.save({"model": build("yolov8n.yaml", nc=2).state_dict()}, d / "statedict2.pt")
+    no_bn = build("yolov8n.yaml", nc=2)
+    no_bn.model[3].bn = torch.nn.Identity()
+    torch.save({"model": no_bn}, d / "identity.pt")
+    (d / "model.onnx").write_bytes(b"\x08\x07")
     save_checkpoint(ClassificationModel("yolov8n-cls.yaml", nc=2, verbose=False), d / "classify.pt")
-    from ultralytics.nn.tasks import DetectionModel
-
     save_checkpoint(DetectionModel("yolov8n-ghost.yaml", nc=2, verbose=False), d / "ghost.pt")
     fused = build("yolov8n.yaml", nc=2).fuse(verbose=False)
     save_checkpoint(fused, d / "fused.pt")
@@ -42,61 +49,160 @@ def inputs(tmp_path_factory, tiny_data):
     (d / "empty" / "images" / "train").mkdir(parents=True)
     (d / "empty" / "images" / "val").mkdir(parents=True)
     (d / "empty.yaml").write_text(f"path: {d / 'empty'}\ntrain: images/train\nval: images/val\nnames: [bud, leaf]\n")
+    (d / "nc.yaml").write_text(f"path: {tiny_data.parent}\ntrain: images/train\nval: images/val\nnc: 3\n"
+                               "names: [bud, leaf]\n")
     (d / "prunedir" / "slim.pt").parent.mkdir()
     (d / "prunedir" / "slim.pt").write_bytes(good.read_bytes())
     return d
 
 
-# (arguments, a fragment of the one-line message). {d} is the inputs folder.
+NO_GPU = not torch.cuda.is_available()
+LONG = "n" * 300  # longer than any file system allows for one name
+# (arguments, a fragment of the one-line message). {d} is the inputs folder, {data} a good data.yaml.
+# docs/errors.md is this list with each case's full message (see test_errors_doc_is_this_list).
 BAD = [
+    # files that are not what they should be
     ("prune model={d}/missing.pt ratio=0.5", "missing.pt does not exist"),
     ("prune model={d}/text.pt ratio=0.5", "not a readable PyTorch checkpoint (corrupt or truncated?)"),
     ("prune model={d}/truncated.pt ratio=0.5", "not a readable PyTorch checkpoint (corrupt or truncated?)"),
     ("prune model={d}/nomodel.pt ratio=0.5", "checkpoint without a model"),
     ("prune model={d}/list.pt ratio=0.5", "is not an Ultralytics checkpoint"),
+    ("prune model={d}/statedict.pt ratio=0.5", "holds a state_dict"),
+    ("prune model={d}/statedict2.pt ratio=0.5", "holds a state_dict"),
+    ("prune model={d}/identity.pt ratio=0.5", "has Identity where its BatchNorm should be"),
     ("prune model={d}/classify.pt ratio=0.5", "ClassificationModel (classification); yoloslim supports detection"),
     ("prune model={d}/fused.pt ratio=0.5", "is fused"),
     ("prune model={d}/ghost.pt ratio=0.5", "is not supported by the pruner"),
-    ("prune model={d}/good.pt ratio=0", "ratio=0 is impossible"),
-    ("prune model={d}/good.pt ratio=1", "ratio=1 is impossible"),
-    ("prune model={d}/good.pt ratio=-0.3", "ratio=-0.3 is impossible"),
-    ("prune model={d}/good.pt threshold=100 min_keep=0", "would remove every channel"),
-    ("prune model={d}/good.pt ratio=0.5 min_keep=1.5", "min_keep=1.5 is neither"),
-    ("prune model={d}/good.pt ratio=0.5 round_to=0", "round_to=0 must be"),
-    ("prune model={d}/good.pt ratio=0.5 project={d} name=prunedir", "already holds a slim.pt; pass exist_ok=True"),
-    ("prune model={d}/good.pt ratio=0.5 plan={d}/text.pt", "not a yoloslim plan.json"),
-    ("prune model={d}/good.pt rate=0.5", "'rate' is not an argument of 'prune'"),
+    ("train model={d} data={data}", "is a folder; give a checkpoint in it"),
+    ("sparse model={d}/model.onnx data={data}", "give the .pt it was exported from"),
     ("inspect model={d}/truncated.pt", "corrupt or truncated"),
     ("export model={d}/missing.pt", "does not exist"),
-    ("export model={d}/good.pt imgsz=100", "not a multiple of the model's stride"),
-    ("data check data={d}/missing.yaml", "not found"),
-    ("data check data={d}/broken.yaml", "is not valid YAML"),
-    ("data check data={d}/empty.yaml", "no images"),
-    ("sparse model=yolov8n.yaml data={d}/empty.yaml epochs=1", "no images"),
-    ("sparse model=yolov8n.yaml data={d}/missing.yaml sr=-1", "sr=-1 must be a number >= 0"),
     ("train model={d}/truncated.pt data={data}", "corrupt or truncated"),
     ("finetune model=yolov8n.yaml data={data}", "must be a pruned .pt checkpoint"),
     ("finetune model={d}/classify.pt data={data}", "yoloslim supports detection models only"),
-    ("pipeline levels=0.5,1.2", "must be prune ratios between 0 and 1"),
-    ("pipeline sr_step=1.5", "sr_step=1.5 must be a fraction of the epochs"),
+    # values of the wrong type
+    ("prune model={d}/good.pt ratio=half", "ratio=half is not a number"),
+    ("prune model={d}/good.pt ratio=0.5.5", "ratio=0.5.5 is not a number"),
+    ("prune model={d}/good.pt ratio=", "ratio= is not a number"),
+    ("prune model={d}/good.pt threshold=abc", "threshold=abc is not a number"),
+    ("prune model={d}/good.pt ratio=0.5 imgsz=abc", "imgsz=abc is not a whole number"),
+    ("train model=yolov8n.yaml data={data} epochs=abc", "epochs=abc is not a whole number"),
+    ("prune model={d}/good.pt ratio=0.5 min_keep=x", "min_keep=x is not a number"),
+    ("prune model={d}/good.pt ratio=0.5 exist_ok=maybe", "exist_ok=maybe must be true or false"),
+    ("train model=yolov8n.yaml data={data} lr0=abc", "'lr0=abc' is of invalid type str"),
+    # values that make no sense
+    ("prune model={d}/good.pt ratio=0", "ratio=0 is impossible"),
+    ("prune model={d}/good.pt ratio=1", "ratio=1 is impossible"),
+    ("prune model={d}/good.pt ratio=-0.3", "ratio=-0.3 is impossible"),
+    ("prune model={d}/good.pt ratio=1e-9", "removes no channel"),
+    ("prune model={d}/good.pt threshold=nan", "threshold=nan is not a finite number"),
+    ("prune model={d}/good.pt threshold=100 min_keep=0", "would remove every channel"),
+    ("prune model={d}/good.pt ratio=0.5 min_keep=1.5", "min_keep=1.5 is neither"),
+    ("prune model={d}/good.pt ratio=0.5 round_to=0", "round_to=0 must be"),
+    ("prune model={d}/good.pt ratio=0.5 imgsz=-32", "imgsz=-32 must be a whole number between 32 and 8192"),
+    ("prune model={d}/good.pt ratio=0.5 imgsz=0", "imgsz=0 must be a whole number between 32 and 8192"),
+    ("prune model={d}/good.pt ratio=0.5 imgsz=100", "imgsz=100 is not a multiple of the model's stride 32"),
+    ("prune model={d}/good.pt ratio=0.5 name=", "name= must not be empty"),
+    ("prune model={d}/good.pt ratio=0.5 plan={d}/text.pt", "not a yoloslim plan.json"),
+    ("train model=yolov8n.yaml data={data} epochs=0", "epochs=0 must be a whole number >= 1"),
+    ("train model=yolov8n.yaml data={data} batch=0", "batch=0 must be a whole number of images >= 1"),
+    ("export model={d}/good.pt imgsz=100", "not a multiple of the model's stride"),
+    ("export model={d}/good.pt runs=-1", "runs=-1 must be a whole number >= 0"),
+    ("sparse model=yolov8n.yaml data={d}/missing.yaml sr=-1", "sr=-1 must be a number >= 0"),
     ("sparse model=yolov8n.yaml data={d}/missing.yaml penalty=l2", "penalty='l2' is not one of wide, lowest, l1"),
+    ("sparse model=yolov8n.yaml data={data} sr_share=2", "sr_share=2 is impossible"),
+    ("pipeline levels=0.5,1.2", "must be prune ratios between 0 and 1"),
+    ("pipeline sr_step=1.5", "sr_step=1.5 is impossible"),
+    ("pipeline round_to=0", "round_to=0 must be"),
+    ("pipeline data={data} imgsz=100", "imgsz=100 is not a multiple of the model's stride 32"),
+    ("pipeline model={d}/missing.pt data={data} pretrain_epochs=0", "missing.pt does not exist"),
+    ("pipeline data={d}/nc.yaml", "says nc: 3 but names: lists 2 classes"),
+    ("compare models=yolov8n.yaml,yolov8n.yaml", "names a model twice"),
     ("compare runs={d}/empty", "has no report.csv"),
-    ("data synth out={d}/prunedir", "already exists and is not empty; pass overwrite=True"),
+    # unknown names
+    ("prune model={d}/good.pt rate=0.5", "'rate' is not an argument of 'prune'; did you mean 'ratio'?"),
+    ("train model=yolov8n.yaml data={data} lr=0.01", "'lr' is not an argument of 'train'; did you mean"),
+    ("compare levls=0.5", "'levls' is not an argument of 'compare'; did you mean 'levels'?"),
+    ("prune", "prune needs model="),
+    ("prune model={d}/good.pt ratio=0.3 ratio=0.5", "ratio= is given twice"),
+    ("prune model={d}/good.pt ratio=0.5 min_keep=", "min_keep= is empty"),
+    ("prune model={d}/good.pt ratio=0.5 round_to=1.5", "round_to=1.5 is not a whole number"),
+    ("prune model= ratio=0.5", "model= must not be empty"),
     ("frobnicate", "unknown verb"),
+    ("help frobnicate", "unknown verb"),
+    # devices this machine does not have
+    *([("train model=yolov8n.yaml data={data} device=cuda", "device=cuda is not a device here"),
+       ("train model=yolov8n.yaml data={data} device=0", "device=0 is not a device here"),
+       ("pipeline data={data} device=1", "device=1 is not a device here")] if NO_GPU else []),
+    *([("train model=yolov8n.yaml data={data} device=mps", "device=mps asks for Apple's MPS")]
+      if not torch.backends.mps.is_available() else []),
+    # datasets
+    ("data check data={d}/missing.yaml", "not found"),
+    ("data check data={d}/broken.yaml", "is not valid YAML"),
+    ("data check data={d}/empty.yaml", "no images"),
+    ("data check data={d}/nc.yaml", "says nc: 3 but names: lists 2 classes"),
+    ("sparse model=yolov8n.yaml data={d}/empty.yaml epochs=1", "no images"),
+    # outputs that cannot be written, or are someone else's
+    ("prune model={d}/good.pt ratio=0.5 project={d} name=prunedir", "already holds a slim.pt; pass exist_ok=True"),
+    ("prune model={d}/good.pt ratio=0.5 project={d} name=prunedir exist_ok=no", "already holds a slim.pt"),
+    ("prune model={d}/good.pt ratio=0.5 project={d}/good.pt", "good.pt is a file, not a folder"),
+    ("prune model={d}/good.pt ratio=0.5 project=/proc/nope", "cannot write in /proc/nope"),
+    (f"prune model={{d}}/good.pt ratio=0.5 name={LONG}", "(File name too long)"),
+    ("pipeline data={data} project=/proc/nope", "cannot write in /proc/nope"),
+    ("train model=yolov8n.yaml data={data} project=/proc/nope", "cannot write in /proc/nope"),
+    ("finetune model={d}/good.pt data={data} project={d}/good.pt", "good.pt is a file, not a folder"),
+    ("compare models=yolov8n.yaml project=/proc/nope", "cannot write in /proc/nope"),
+    ("export model={d}/good.pt imgsz=64 out=/proc/nope/x.onnx", "cannot write in /proc/nope"),
+    ("data synth out={d}/prunedir", "already exists and is not empty; pass overwrite=True"),
+    ("data synth out=/proc/nope/tea", "cannot write in /proc"),
 ]
+MESSAGES = {}  # case -> its message, paths made relative: the rows of docs/errors.md
+
+
+def tree(folder):
+    """Every path under folder with its sha256 (files) or None (folders): proof a command left it alone."""
+    return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
+            for p in sorted(folder.rglob("*"))}
 
 
 @pytest.mark.parametrize("words,message", BAD, ids=[b[0].split(" {")[0] + " " + b[1][:30] for b in BAD])
 def test_bad_input_is_one_clear_line(inputs, tiny_data, words, message, capsys, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # nothing may land in the repository either
-    before = digest(inputs), digest(tiny_data.parent)
+    monkeypatch.chdir(tmp_path)  # nothing may land in the current folder either
+    before = tree(inputs), tree(tiny_data.parent)
     argv = words.format(d=inputs, data=tiny_data).split()
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("yoloslim: error: ") and message in err, err
     assert "Traceback" not in err
-    assert (digest(inputs), digest(tiny_data.parent)) == before
-    assert not any(tmp_path.rglob("*.pt")) and not any(inputs.rglob("*.tmp*"))
+    assert (tree(inputs), tree(tiny_data.parent)) == before  # nothing changed, added or left behind
+    assert not any(tmp_path.iterdir()), list(tmp_path.iterdir())
+    text = err.strip().removeprefix("yoloslim: error: ")
+    MESSAGES[words] = text.replace(str(inputs), "inputs").replace(str(tiny_data.parent), "data")
+
+
+ERRORS_DOC = Path(__file__).parent.parent / "docs" / "errors.md"
+DOC_HEAD = """# Bad input: what you see
+
+Every verb answers bad input with one line on stderr and exit code 2 (add `verbose=True` for the
+traceback), before any work starts, and changes nothing on disk. This table is generated by
+`tests/test_hardening.py` from the cases it runs (`inputs/` is a folder of broken files, `data/` a good
+dataset); `YOLOSLIM_UPDATE_DOCS=1 make test` rewrites it, and the test fails when the two disagree.
+
+| command | message |
+|---|---|
+"""
+
+
+def test_errors_doc_is_this_list():
+    if len(MESSAGES) < len(BAD):
+        pytest.skip("runs after every bad-input case (not selected here)")
+    cell = lambda text: text.replace("|", "\\|")  # noqa: E731
+    rows = [f"| `yoloslim {cell(words.format(d='inputs', data='data/data.yaml'))}` | {cell(MESSAGES[words])} |"
+            for words, _ in BAD if "device=" not in words]  # device cases differ per machine
+    text = DOC_HEAD + "\n".join(rows) + "\n"
+    if os.environ.get("YOLOSLIM_UPDATE_DOCS"):
+        ERRORS_DOC.write_text(text)
+    assert ERRORS_DOC.read_text() == text, "docs/errors.md is out of date: run YOLOSLIM_UPDATE_DOCS=1 make test"
 
 
 def test_verbose_shows_the_traceback(inputs, capsys):
@@ -114,6 +220,90 @@ def test_successful_verbs_leave_their_inputs_alone(inputs, tiny_data, tmp_path):
     assert main(["sparse", f"model={inputs}/good.pt", f"data={tiny_data}", "name=s", *common.split()]) == 0
     assert main(["finetune", f"model={tmp_path}/p/slim.pt", f"data={tiny_data}", "name=f", *common.split()]) == 0
     assert (digest(inputs), digest(tiny_data.parent)) == before
+
+
+def test_every_argument_has_a_rule():
+    """Every verb checks every argument it takes, so no value reaches the work unchecked."""
+    import inspect
+
+    from yoloslim.args import RULES, VERB_RULES
+    from yoloslim.cli import load_verbs
+
+    for name, fn in load_verbs().items():
+        rules = {**RULES, **VERB_RULES.get(name, {})}
+        for p in inspect.signature(fn).parameters.values():
+            if p.kind is not p.VAR_KEYWORD:
+                assert p.name in rules, f"{name}: {p.name} has no rule in yoloslim/args.py"
+
+
+def test_python_api_refuses_like_the_cli(inputs):
+    from yoloslim import YoloslimError
+    from yoloslim.prune import prune
+
+    with pytest.raises(YoloslimError, match="ratio=half is not a number"):
+        prune(f"{inputs}/good.pt", ratio="half")
+    with pytest.raises(YoloslimError, match="exist_ok=maybe must be true or false"):
+        prune(f"{inputs}/good.pt", ratio=0.5, exist_ok="maybe")
+    with pytest.raises(YoloslimError, match="'rate' is not an argument of 'prune'"):
+        prune(f"{inputs}/good.pt", rate=0.5)
+
+
+def test_a_held_output_folder_refuses_a_second_run(inputs, tmp_path, capsys):
+    """Two prunes into one folder at once: the second is refused, the first one's files stay."""
+    from yoloslim.io import owned
+
+    with owned(tmp_path / "p"):  # as a running prune holds it
+        assert main(["prune", f"model={inputs}/good.pt", "ratio=0.5", f"project={tmp_path}", "name=p"]) == 2
+        assert "is in use by another yoloslim run" in capsys.readouterr().err
+        assert not (tmp_path / "p" / "slim.pt").exists()
+    assert main(["prune", f"model={inputs}/good.pt", "ratio=0.5", f"project={tmp_path}", "name=p"]) == 0
+    assert not (tmp_path / "p" / ".yoloslim.lock").exists()
+
+
+def test_outputs_get_normal_permissions(inputs, tmp_path):
+    old = os.umask(0o022)
+    try:
+        assert main(["prune", f"model={inputs}/good.pt", "ratio=0.5", f"project={tmp_path}", "name=p"]) == 0
+    finally:
+        os.umask(old)
+    for f in ("slim.pt", "plan.json", "layers.csv", "channels.png"):
+        assert (tmp_path / "p" / f).stat().st_mode & 0o777 == 0o644, f
+
+
+def run_cli(argv, preamble="", timeout=120, **popen):
+    """yoloslim's CLI in a child process (preamble: Python run first, e.g. resource limits)."""
+    import subprocess
+    import sys
+
+    code = f"import sys\n{preamble}\nfrom yoloslim.cli import main\nsys.exit(main({argv!r}))"
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "YOLO_OFFLINE": "1"}, **popen)
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_temporary_file(inputs, tmp_path):
+    # A file size limit makes every write past 64 KB fail as a full disk does (EFBIG instead of ENOSPC).
+    limit = "import resource, signal\nsignal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n" \
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))"
+    child = run_cli(["prune", f"model={inputs}/good.pt", "ratio=0.5", f"project={tmp_path}", "name=p"], limit)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 2, err
+    assert err.count("\n") == 1 and "cannot write" in err and "File too large" in err and "free some space" in err
+    assert not (tmp_path / "p" / "slim.pt").exists()
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp") or p.name == ".yoloslim.lock"]
+
+
+def test_sigterm_leaves_nothing_half_written(tmp_path):
+    import signal
+    import time
+
+    child = run_cli(["data", "synth", f"out={tmp_path}/tea", "train=100000", "val=1", "imgsz=64"])
+    deadline = time.time() + 60
+    while not list(tmp_path.glob(".tea.partial-*/images/train/*.jpg")) and time.time() < deadline:
+        time.sleep(0.1)  # wait until it is writing
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 143 and "terminated" in err
+    assert list(tmp_path.iterdir()) == []  # neither the dataset nor its partial folder
 
 
 def random_plan(graph, rng: random.Random, min_keep=1) -> Plan:

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from conftest import tiny_train_args
+from yoloslim import YoloslimError
 from yoloslim.pipeline import pipeline
 from yoloslim.trainer import SparseTrainer
 
@@ -40,3 +41,15 @@ def test_pipeline_runs_every_stage_and_resumes(tiny_data, tmp_path, capsys):
     out = capsys.readouterr().out
     assert again == run and out.count("[skip]") == 5  # pretrain, baseline, sparse, prune, finetune: nothing redone
     assert (run / "metrics.json").read_text() == measured  # nor measured again
+
+    # A rerun with other settings is refused before any work, naming the setting; nothing is mixed or redone.
+    before = sorted(p for p in run.rglob("*"))
+    for change, named in ({"sr": 0.7}, "sr=0.5, not sr=0.7"), ({"finetune_epochs": 2}, "finetune_epochs=1, not finetune_epochs=2"), \
+            ({"penalty": "l1"}, "penalty=wide, not penalty=l1"), ({"model": "yolo11n.yaml"}, "model=yolov8n.yaml, not model=yolo11n.yaml"):
+        with pytest.raises(YoloslimError, match=named):
+            pipeline(**{"data": str(tiny_data), "sr": 0.5, "project": str(tmp_path), "name": "pipe", **TINY, **change})
+    other = tiny_data.parent.parent / "other.yaml"
+    other.write_text(tiny_data.read_text())
+    with pytest.raises(YoloslimError, match="data="):
+        pipeline(data=str(other), sr=0.5, project=str(tmp_path), name="pipe", **TINY)
+    assert sorted(p for p in run.rglob("*")) == before

@@ -262,6 +262,60 @@ def test_finetune_keeps_the_slim_width(tiny_data, tmp_path):
     assert sum(p.numel() for p in again.model.parameters()) == n_slim
 
 
+def params(weights) -> int:
+    from ultralytics import YOLO
+
+    return sum(p.numel() for p in YOLO(weights).model.parameters())
+
+
+def test_every_training_verb_keeps_a_slim_width(tiny_data, tmp_path):
+    """train and sparse of a pruned .pt (iterative slimming), a model pickled without Ultralytics' dict, and
+    stock YOLO(slim).train(trainer=SlimTrainer) all train the slim module, not the full-width yaml."""
+    from ultralytics import YOLO
+
+    from conftest import build
+    from yoloslim.prune import prune
+    from yoloslim.trainer import SlimTrainer, sparse, train
+
+    result = prune(build("yolov8n.yaml", nc=2), ratio=0.5, project=tmp_path, name="prune", verbose=False)
+    n_slim = sum(p.numel() for p in result.model.parameters())
+    assert n_slim < 0.8 * sum(p.numel() for p in build("yolov8n.yaml", nc=2).parameters())
+    bare = tmp_path / "bare.pt"
+    torch.save(result.model, bare)  # torch.save(model), no checkpoint dict
+    assert params(train(bare, tiny_data, **tiny_train_args(tmp_path, name="train"))) == n_slim
+    assert params(sparse(result.slim, tiny_data, **tiny_train_args(tmp_path, name="sparse"))) == n_slim
+    model = YOLO(result.slim)
+    model.train(data=str(tiny_data), trainer=SlimTrainer, **tiny_train_args(tmp_path, name="stock"))
+    assert params(tmp_path / "stock" / "weights" / "best.pt") == n_slim
+
+
+def test_finetune_on_other_classes_rebuilds_only_the_class_outputs(tiny_data, tmp_path):
+    from ultralytics import YOLO
+
+    from conftest import build
+    from yoloslim.prune import prune
+    from yoloslim.trainer import finetune
+
+    model = build("yolov8n.yaml", nc=2)
+    model.names = {0: "bud", 1: "leaf"}
+    result = prune(model, ratio=0.5, project=tmp_path, name="prune", verbose=False)
+    slim = result.model
+    data = tmp_path / "three.yaml"  # the same images, a third class, the old two in another order
+    data.write_text(f"path: {tiny_data.parent}\ntrain: images/train\nval: images/val\nnames: [leaf, bud, stone]\n")
+    best = finetune(result.slim, data, **tiny_train_args(tmp_path, name="ft3", optimizer="SGD", lr0=0.0, momentum=0.0))
+    tuned = YOLO(best).model
+    assert tuned.model[-1].nc == 3 and tuned.names == {0: "leaf", 1: "bud", 2: "stone"}
+    old, new = dict(slim.named_parameters()), dict(tuned.named_parameters())
+    for name, value in old.items():
+        if ".cv3." in name and name.split(".")[4] == "2":  # the class convs: one row per class
+            assert new[name].shape[0] == 3
+        else:
+            assert new[name].shape == value.shape, name
+    for level in range(3):  # lr0=0: the rows of the classes the model had are its old rows, by name
+        before, after = slim.model[-1].cv3[level][2], tuned.model[-1].cv3[level][2]
+        torch.testing.assert_close(after.weight[[0, 1]], before.weight[[1, 0]].half().float())
+
+
 def saved_weights(path) -> torch.Tensor:
     from ultralytics.utils.patches import torch_load
 
