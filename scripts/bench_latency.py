@@ -3,11 +3,11 @@
 For each --models config and each --ratios level (0 = unpruned): the model with seeded random gammas and betas
 (as tests/conftest.py build(): random-init models tie every gamma at 1; running statistics measured on random
 images so the outputs depend on the input, see seeded_model), pruned with
-yoloslim.prune.prune(ratio=r, round_to=n), exported with the stock Ultralytics exporter, checked against
+yoloslim.pruning.prune(ratio=r, round_to=n), exported with the stock Ultralytics exporter, checked against
 onnxruntime (max |diff| vs PyTorch), and timed on onnxruntime CPU with a fixed thread count.
 
 All levels of one model are timed interleaved: one run of each level per round, the order rotating every round
-(yoloslim.export.interleaved_latency), so other load on a shared machine slows every level alike and the
+(yoloslim.onnx_export.interleaved_latency), so other load on a shared machine slows every level alike and the
 speedups stay fair even when absolute times wander. The machine's load average is printed before and after.
 
 Prints a Markdown table per run and writes it as CSV:
@@ -16,7 +16,7 @@ Prints a Markdown table per run and writes it as CSV:
         [--round-to 1] [--imgsz 640] [--threads 1] [--runs 50] [--warmup 10] [--out runs/bench_latency.csv]
 
 --round-to 1 16 adds a row per rounding (kept channels rounded up to a multiple of n, see prune's round_to).
-GFLOPs count convolutions only (yoloslim.prune.layer_stats); the head's DFL softmax, box decoding, SiLU,
+GFLOPs count convolutions only (yoloslim.pruning.layer_stats); the head's DFL softmax, box decoding, SiLU,
 concats and layout reorders are not in them but are in the latency.
 """
 
@@ -53,7 +53,7 @@ def seeded_model(cfg: str, seed: int = 0, calibrate: int | None = 640):
             m.running_mean = torch.randn(n, generator=gen) * 0.1
             m.running_var = torch.rand(n, generator=gen) + 0.5
     if calibrate:
-        from yoloslim.export import bus_image
+        from yoloslim.onnx_export import bus_image
 
         bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
         for m in bns:
@@ -71,8 +71,8 @@ def seeded_model(cfg: str, seed: int = 0, calibrate: int | None = 640):
 def bench_model(cfg: str, ratios, round_tos, imgsz: int, threads: int, runs: int, warmup: int, seed: int = 0):
     import pandas as pd
 
-    from yoloslim.export import measure_many
-    from yoloslim.prune import prune
+    from yoloslim.onnx_export import measure_many
+    from yoloslim.pruning import prune
 
     base = seeded_model(cfg, seed, calibrate=imgsz)
     variants = {("unpruned", 0.0, None): base} if 0 in ratios else {}

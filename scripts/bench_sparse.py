@@ -1,7 +1,7 @@
 """Benchmark sparse training: plain vs sparse yolov8n on the generated dataset, same epochs and seed.
 
 Like a user's flow, both start from the same trained model (yolov8n.yaml trained --pretrain-epochs
-first; see yoloslim/pipeline.py for why sparse training starts from a trained model). Prints mAP50-95
+first; see yoloslim/flow.py for why sparse training starts from a trained model). Prints mAP50-95
 of both, the share of prunable gammas below 1e-2 and 1e-3, the per-epoch time overhead (the penalty's
 own time, which the trainer measures, and the wall-clock difference between the runs, which also holds
 whatever else the machine did), and where the gamma plot is; then short sparse runs on yolov5n and yolo11n.
@@ -46,8 +46,8 @@ def main() -> None:
     import pandas as pd
 
     from yoloslim.data import synth
-    from yoloslim.pipeline import validate
-    from yoloslim.prune import prune
+    from yoloslim.flow import validate
+    from yoloslim.pruning import prune
     from yoloslim.trainer import PENALTIES, SPARSE_DEFAULTS, finetune, sparse, train
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

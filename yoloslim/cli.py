@@ -15,7 +15,7 @@ import traceback
 from . import YoloslimError
 from .args import VERBS
 
-VERB_MODULES = ("data", "trainer", "prune", "export", "pipeline", "compare")  # import order = help order
+VERB_MODULES = ("data", "trainer", "pruning", "onnx_export", "flow", "study")  # import order = help order
 
 
 def load_verbs() -> dict:
@@ -81,7 +81,7 @@ def print_help(topic: list[str]) -> None:
     width = max(map(len, verbs))
     for verb_name, fn in verbs.items():
         print(f"  {verb_name:<{width}}  {summary(fn)}")
-    print("\nAdd verbose=True to any verb for a full traceback on errors.")
+    print("\nAdd verbose=True to any verb for a full traceback on errors, verbose=False for warnings only.")
 
 
 def resolve(words: list[str], verbs: dict) -> tuple[str, list[str]]:
@@ -93,6 +93,22 @@ def resolve(words: list[str], verbs: dict) -> tuple[str, list[str]]:
     raise YoloslimError(f"unknown verb '{' '.join(words[:2])}'; run 'yoloslim help' for the list")
 
 
+def loggers() -> list:
+    from ultralytics.utils import LOGGER as ULTRALYTICS
+
+    from .log import LOGGER
+
+    return [LOGGER, ULTRALYTICS]
+
+
+def quiet() -> None:
+    """verbose=False: warnings and errors only, from yoloslim and from Ultralytics (until main returns)."""
+    import logging
+
+    for logger in loggers():
+        logger.setLevel(logging.WARNING)
+
+
 def on_sigterm(signum, frame):
     raise KeyboardInterrupt  # unwinds through every finally: temporary files are removed
 
@@ -101,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     verbose = any(w.lower() in ("verbose=true", "verbose=1") for w in words)
     terminated = []
+    levels = [(logger, logger.level) for logger in loggers()]
     previous = signal.getsignal(signal.SIGTERM)
     try:
         signal.signal(signal.SIGTERM, lambda *a: (terminated.append(1), on_sigterm(*a)))
@@ -112,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         name, rest = resolve(words, load_verbs())
         kwargs = parse_args(rest)
-        kwargs.pop("verbose", None)
+        if kwargs.pop("verbose", None) in (False, 0, "no"):
+            quiet()
         VERBS[name](**kwargs)
         return 0
     except YoloslimError as e:
@@ -133,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        for logger, level in levels:
+            logger.setLevel(level)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import numpy as np
 import yaml
 
 from . import YoloslimError
+from .log import LOGGER
 from .args import verb
 from .io import writable_dir
 
@@ -41,7 +42,8 @@ BLUR_RATE = 0.25
 
 
 @verb("data synth")
-def synth(out="datasets/tea-synth", train=400, val=100, imgsz=224, seed=0, overwrite=False) -> Path:
+def synth(out: str | Path = "datasets/tea-synth", train: int = 400, val: int = 100, imgsz: int = 224, seed: int = 0,
+          overwrite: bool = False) -> Path:
     """Write the synthetic tea-sprout dataset to `out` and return the path of its data.yaml."""
     out = Path(out).expanduser().absolute()
     if out.exists() and not overwrite and (out.is_file() or any(out.iterdir())):
@@ -78,7 +80,7 @@ def synth(out="datasets/tea-synth", train=400, val=100, imgsz=224, seed=0, overw
     elif previous.exists():
         previous.unlink()
 
-    print(f"synth: wrote {train} train + {val} val images ({counts['objects']} objects: {counts[0]} bud, "
+    LOGGER.info(f"synth: wrote {train} train + {val} val images ({counts['objects']} objects: {counts[0]} bud, "
           f"{counts[1]} leaf; {counts['empty']} images without objects) to {out} in {time.time() - start:.1f}s")
     return out / "data.yaml"
 
@@ -279,7 +281,7 @@ def draw_image(rng, size):
 
 
 @verb("data check")
-def check(data=None) -> dict:
+def check(data: str | Path | None = None) -> dict:
     """Validate a YOLO data.yaml and its images and labels; return counts per split, raise YoloslimError."""
     if not data:
         raise YoloslimError("pass data=path/to/data.yaml, e.g. data=datasets/tea-synth/data.yaml")
@@ -316,12 +318,12 @@ def check(data=None) -> dict:
     splits = "; ".join(f"{s} {counts[s]['images']} images, {counts[s]['objects']} objects "
                        f"({counts[s]['backgrounds']} background{', %d dropped' % counts[s]['dropped'] if counts[s]['dropped'] else ''})"
                        for s in ("train", "val"))
-    print(f"check: {yaml_path} OK: {splits}; {len(names)} classes: {', '.join(names.values())}")
+    LOGGER.info(f"check: {yaml_path} OK: {splits}; {len(names)} classes: {', '.join(names.values())}")
     return counts
 
 
 def warn(text: str) -> None:
-    print(f"check: warning: {text}")
+    LOGGER.warning(f"check: warning: {text}")
 
 
 def parse_names(names, nc, yaml_path) -> dict[int, str]:

@@ -44,6 +44,7 @@ Ultralytics re-creates from the args alone, and `resume=True` get the same sched
 
 from __future__ import annotations
 
+import copy
 import csv
 import functools
 import math
@@ -54,10 +55,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from ultralytics.models.yolo.detect import DetectionTrainer
-from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK
+from ultralytics.utils import DEFAULT_CFG, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
 from . import YoloslimError
+from .log import LOGGER
 from .args import verb
 
 # Chosen from sweeps on the generated dataset (see README): sr=1 per nominal batch on the weakest 42% of the
@@ -204,6 +206,23 @@ class SparseTrainer(SlimTrainer):
     """SlimTrainer + a penalty on prunable BN gammas (its gradient joins the loss's), sparsity in results.csv.
     A pruned checkpoint is sparse-trained at its slim width (iterative slimming)."""
 
+    settings: dict = {}  # set by SparseTrainer.using(); overrides (the CLI's, DDP workers') win over them
+
+    @classmethod
+    def using(cls, **settings) -> type:
+        """This trainer with sparse settings (sr=, sr_schedule=, sr_step=, penalty=, sr_share=) built in, for
+        stock training, whose cfg check refuses unknown keys such as sr=:
+        YOLO("model.pt").train(data=..., trainer=SparseTrainer.using(sr=1.0, penalty="wide")).
+        The settings are stored in the run's args, so resume and DDP workers (which rebuild the trainer as
+        SparseTrainer from those args) keep them."""
+        unknown = sorted(set(settings) - set(SPARSE_DEFAULTS))
+        if unknown:
+            raise YoloslimError(f"SparseTrainer.using() takes {', '.join(SPARSE_DEFAULTS)}, not {', '.join(unknown)}")
+        checked = check_sparse_settings(settings)
+        # named as this class: the DDP launch file (cloudpickle) carries it with its settings
+        return type(cls.__name__, (cls,), {"settings": {k: checked[k] for k in settings},
+                                           "__module__": cls.__module__, "__qualname__": cls.__qualname__})
+
     def __init__(self, cfg=DEFAULT_CFG, overrides=None, _callbacks=None):
         overrides = dict(overrides or {})
         given = {k: overrides.pop(k) for k in list(overrides) if k in SPARSE_DEFAULTS}
@@ -211,7 +230,7 @@ class SparseTrainer(SlimTrainer):
         # On resume Ultralytics replaced self.args with the checkpoint's args, which hold the original
         # settings: those win, so the schedule continues unchanged.
         stored = {k: getattr(self.args, k) for k in SPARSE_DEFAULTS if hasattr(self.args, k)}
-        for k, v in check_sparse_settings({**given, **stored}).items():
+        for k, v in check_sparse_settings({**self.settings, **given, **stored}).items():
             setattr(self.args, k, v)
         self.gammas: list[tuple[str, torch.Tensor]] = []
         self.penalty_seconds = 0.0
@@ -219,7 +238,7 @@ class SparseTrainer(SlimTrainer):
 
     def _setup_train(self):
         super()._setup_train()
-        from .prune import graph_of
+        from .pruning import graph_of
 
         model = unwrap_model(self.model)
         names = {id(m): n for n, m in model.named_modules()}
@@ -309,6 +328,8 @@ class SparseTrainer(SlimTrainer):
                        "sparsity/penalty_s": self.penalty_seconds}
             self.penalty_seconds = 0.0
             self.save_gamma_histogram(g)
+            # Ultralytics' integrations (TensorBoard, MLflow, W&B, ...) log trainer.metrics after this call
+            self.metrics = {**(self.metrics or {}), **{k: v for k, v in metrics.items() if k.startswith("sparsity/")}}
         super().save_metrics(metrics)
 
     def save_gamma_histogram(self, g: torch.Tensor) -> None:
@@ -329,30 +350,42 @@ class SparseTrainer(SlimTrainer):
 
 
 def _run(trainer_cls, model, data, **kwargs) -> Path:
-    """Train with a trainer class built from overrides alone (as DDP workers do); returns best.pt."""
+    """Train with a trainer class built from overrides (as DDP workers are); returns best.pt.
+
+    model: a .pt or yaml path, a YOLO object or a DetectionModel; an object is trained as a copy (the caller's
+    stays as it was), in this process (DDP needs a path, as in stock Ultralytics)."""
+    from ultralytics.engine.model import Model
+
+    from .checkpoint import load_model
     from .data import check
+    from .io import writable_dir
 
     if not str(data).endswith((".yaml", ".yml")):
         raise YoloslimError(f"data={data} must be a YOLO data.yaml")
     check(data)
-    overrides = {"model": str(model), "data": str(data), "project": "runs/yoloslim", "exist_ok": False,
-                 "amp": False, **kwargs}
+    module = load_model(model)  # one clear line for a missing, corrupt or non-detection model, before any work
+    in_memory = isinstance(model, (torch.nn.Module, Model))
+    if isinstance(model, Model):
+        name = model.ckpt_path or model.model_name
+    elif in_memory:
+        name = (getattr(model, "yaml", None) or {}).get("yaml_file", "model.yaml")
+    else:
+        name = str(model)
+    overrides = {"model": str(name), "data": str(data), "project": "runs/yoloslim", "exist_ok": False, **kwargs}
     # Ultralytics puts a relative project under its own settings' runs_dir/<task>, not under the working folder
     overrides["project"] = str(Path(overrides["project"]).resolve())
-    from .checkpoint import load_model
-    from .io import writable_dir
-
-    load_model(model)  # one clear line for a missing, corrupt or non-detection model, before any work
     writable_dir(overrides["project"])
     trainer = trainer_cls(overrides=overrides)
+    if in_memory:  # as stock Model.train() does; setup_model() then keeps it
+        trainer.model = trainer.get_model(cfg=module.yaml, weights=copy.deepcopy(module))
     trainer.train()
     best = Path(trainer.best if Path(trainer.best).exists() else trainer.last)
-    print(f"weights: {best}\nrun folder: {trainer.save_dir}")
+    LOGGER.info(f"weights: {best}\nrun folder: {trainer.save_dir}")
     return best
 
 
 @verb("train", trains=True)
-def train(model="yolov8n.yaml", data="datasets/tea-synth/data.yaml", **kwargs) -> Path:
+def train(model="yolov8n.yaml", data: str | Path = "datasets/tea-synth/data.yaml", **kwargs) -> Path:
     """Plain Ultralytics training: the unpruned baseline, or more epochs of a .pt at its own (slim) width.
 
     Any Ultralytics train argument can be added (epochs=, imgsz=, batch=, device=, lr0=, ...)."""
@@ -360,9 +393,9 @@ def train(model="yolov8n.yaml", data="datasets/tea-synth/data.yaml", **kwargs) -
 
 
 @verb("sparse", trains=True)
-def sparse(model="yolov8n.yaml", data="datasets/tea-synth/data.yaml", sr=SPARSE_DEFAULTS["sr"],
-           sr_schedule=SPARSE_DEFAULTS["sr_schedule"], sr_step=SPARSE_DEFAULTS["sr_step"],
-           penalty=SPARSE_DEFAULTS["penalty"], sr_share=SPARSE_DEFAULTS["sr_share"], **kwargs) -> Path:
+def sparse(model="yolov8n.yaml", data: str | Path = "datasets/tea-synth/data.yaml", sr: float = SPARSE_DEFAULTS["sr"],
+           sr_schedule: str = SPARSE_DEFAULTS["sr_schedule"], sr_step: float = SPARSE_DEFAULTS["sr_step"],
+           penalty: str = SPARSE_DEFAULTS["penalty"], sr_share: float = SPARSE_DEFAULTS["sr_share"], **kwargs) -> Path:
     """Sparse training: Ultralytics training plus a penalty that pushes unimportant BN gammas to zero.
 
     sr: the penalty's weight per nominal batch; sr_schedule/sr_step: how it falls over the epochs; penalty:
@@ -377,10 +410,10 @@ def sparse(model="yolov8n.yaml", data="datasets/tea-synth/data.yaml", sr=SPARSE_
 
 
 @verb("finetune", trains=True)
-def finetune(model="slim.pt", data="datasets/tea-synth/data.yaml", **kwargs) -> Path:
+def finetune(model="slim.pt", data: str | Path = "datasets/tea-synth/data.yaml", **kwargs) -> Path:
     """Finetune a pruned checkpoint at its slim width; best.pt/last.pt keep exactly its parameter count.
 
     On a dataset with other classes the head's class outputs are rebuilt for them (every other layer is kept)."""
-    if not str(model).endswith(".pt"):
+    if isinstance(model, (str, Path)) and not str(model).endswith(".pt"):
         raise YoloslimError(f"model={model} must be a pruned .pt checkpoint (made by 'yoloslim prune')")
     return _run(SlimTrainer, model, data, **{"name": "finetune", **kwargs})

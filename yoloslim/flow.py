@@ -28,12 +28,13 @@ import shutil
 from pathlib import Path
 
 from . import YoloslimError
+from .log import LOGGER
 from .args import as_list, verb
 from .io import atomic_write, atomic_write_text, owned
 
 
 def banner(text: str) -> None:
-    print(f"\n{'=' * 8} {text} {'=' * max(8, 70 - len(text))}", flush=True)
+    LOGGER.info(f"\n{'=' * 8} {text} {'=' * max(8, 70 - len(text))}")
 
 
 class Metrics:
@@ -62,7 +63,7 @@ def validate(weights: Path, data, imgsz: int, batch: int) -> dict:
 
 def size_stats(weights: Path) -> dict:
     from .checkpoint import load_model
-    from .prune import layer_stats
+    from .pruning import layer_stats
 
     model = load_model(weights)
     return {"params": sum(p.numel() for p in model.parameters()),
@@ -73,7 +74,7 @@ def size_stats(weights: Path) -> dict:
 def stage(out: Path, title: str, make) -> Path:
     """Run `make(tmp_dir)` -> produced file, unless `out` exists; move the file to `out` in one rename."""
     if out.exists():
-        print(f"[skip] {title}: {out} exists")
+        LOGGER.info(f"[skip] {title}: {out} exists")
         return out
     banner(title)
     produced = Path(make())
@@ -125,7 +126,7 @@ def pipeline(model: str = "yolov8n.yaml", data: str | None = None, levels=(0.6, 
 
 def run_stages(run, model, data, levels, pretrain_epochs, sparse_epochs, finetune_epochs, settings, imgsz, batch,
                nbs, workers, device, seed, export, round_to) -> Path:
-    from .prune import prune
+    from .pruning import prune
     from .trainer import finetune, sparse, train
 
     common = {"imgsz": imgsz, "batch": batch, "nbs": nbs, "workers": workers, "device": device, "seed": seed,
@@ -170,7 +171,7 @@ def run_stages(run, model, data, levels, pretrain_epochs, sparse_epochs, finetun
         slim = run / f"prune-{tag}" / "slim.pt"  # prune() writes slim.pt last, atomically
         records.start(f"prune-{tag}/slim.pt", plan)
         if slim.exists():
-            print(f"[skip] prune {tag}: {slim} exists")
+            LOGGER.info(f"[skip] prune {tag}: {slim} exists")
         else:
             banner(f"prune {tag} of the prunable channels")
             prune(sparse_pt, ratio=level, round_to=round_to, project=run, name=f"prune-{tag}", exist_ok=True)
@@ -185,8 +186,8 @@ def run_stages(run, model, data, levels, pretrain_epochs, sparse_epochs, finetun
     from .report import pipeline_report
 
     table = pipeline_report(rows, run)
-    print(table.to_markdown(index=False, floatfmt=".4g"))
-    print(f"\nrun folder: {run.resolve()}\n  report: {run / 'report.md'}, {run / 'report.csv'}, {run / 'report.png'}")
+    LOGGER.info(table.to_markdown(index=False, floatfmt=".4g"))
+    LOGGER.info(f"\nrun folder: {run.resolve()}\n  report: {run / 'report.md'}, {run / 'report.csv'}, {run / 'report.png'}")
     return run
 
 
@@ -235,7 +236,7 @@ def resumable(train_fn, run: Path, name: str, model, data, **kwargs) -> Path:
         ckpt = torch.load(weights / "last.pt", map_location="cpu", weights_only=False)
         if ckpt.get("epoch", -1) == -1 and (weights / "best.pt").exists():
             return weights / "best.pt"  # it had finished; only the copy to the stage file was missing
-        print(f"resuming {name} from {weights / 'last.pt'} (epoch {ckpt['epoch'] + 1})")
+        LOGGER.info(f"resuming {name} from {weights / 'last.pt'} (epoch {ckpt['epoch'] + 1})")
         return train_fn(weights / "last.pt", data, name=name, resume=str(weights / "last.pt"), **kwargs)
     return train_fn(model, data, name=name, **kwargs)
 
@@ -252,7 +253,7 @@ def row(metrics: Metrics, stage_name: str, weights: Path, data, imgsz: int, batc
 
 
 def onnx_stats(weights: Path, imgsz: int) -> dict:
-    from .export import export_checked
+    from .onnx_export import export_checked
 
     onnx, report = export_checked(weights, imgsz=imgsz, runs=50, threads=1, verbose=True)
     return {"onnx": str(onnx), "onnx_mb": Path(onnx).stat().st_size / 2**20,

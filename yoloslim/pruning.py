@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from . import YoloslimError
+from .log import LOGGER
 from .args import verb
 from .blocks import build_graph
 from .checkpoint import check_stride, load_model, save_checkpoint
@@ -36,7 +37,21 @@ class PruneResult:
 
     @property
     def slim(self) -> Path | None:
+        """The saved slim checkpoint (None with save=False)."""
         return self.save_dir / "slim.pt" if self.save_dir else None
+
+    @property
+    def yolo(self):
+        """The slim model as an Ultralytics YOLO, to predict, val or export; to train it keep its width with
+        .train(..., trainer=yoloslim.SlimTrainer)."""
+        import tempfile
+
+        from ultralytics import YOLO
+
+        if self.slim:
+            return YOLO(str(self.slim))
+        with tempfile.TemporaryDirectory(prefix="yoloslim-") as tmp:  # YOLO loads from a file; it keeps the module
+            return YOLO(str(save_checkpoint(self.model, Path(tmp) / "slim.pt")))
 
 
 def prune_in_place(model: nn.Module, graph: Graph, plan: Plan, compensate: bool = True) -> None:
@@ -88,13 +103,17 @@ def prune(model, ratio: float | None = None, threshold: float | None = None, min
             save_checkpoint(model, save_dir / "slim.pt", plan=str(save_dir / "plan.json"),  # last: marks done
                             source=str(source) if isinstance(source, (str, Path)) else type(source).__name__)
     if verbose:
-        print(layers.to_string(index=False))
+        LOGGER.info(layers.to_string(index=False))
         total = layers.iloc[-1]
-        print(f"pruned {plan.removed}/{plan.prunable} prunable channels "
+        LOGGER.info(f"pruned {plan.removed}/{plan.prunable} prunable channels "
               f"(threshold |gamma| {plan.settings.get('threshold_used', float('nan')):.4g}): params {int(total.params_before):,} -> "
               f"{int(total.params_after):,}, GFLOPs {total.gflops_before:.2f} -> {total.gflops_after:.2f} at {imgsz}")
         if save_dir:
-            print(f"saved {save_dir / 'slim.pt'}, plan.json, layers.csv, channels.png in {save_dir}")
+            slim = save_dir / "slim.pt"
+            LOGGER.info(f"saved {slim}, plan.json, layers.csv, channels.png in {save_dir}\n"
+                        f"train it at its slim width: yoloslim finetune model={slim} data=... (in Python: "
+                        f"YOLO('{slim}').train(data=..., trainer=yoloslim.SlimTrainer); a plain YOLO(...).train() "
+                        "rebuilds the model from its yaml at full width)")
     return PruneResult(model, plan, layers, save_dir)
 
 
@@ -170,11 +189,11 @@ def inspect(model, verbose: bool = True) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     if verbose:
         with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 70):
-            print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+            LOGGER.info(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
         live = table[table.status == "prunable"]
         allg = torch.cat([g.importance() for g in graph.groups() if not g.frozen])
         q = torch.quantile(allg, torch.tensor([0.1, 0.5, 0.9])).tolist()
-        print(f"{len(live)} prunable groups, {int(live.channels.sum())} channels; {len(table) - len(live)} frozen "
+        LOGGER.info(f"{len(live)} prunable groups, {int(live.channels.sum())} channels; {len(table) - len(live)} frozen "
               f"groups, {int(table.channels.sum() - live.channels.sum())} channels. "
               f"|gamma| 10/50/90%: {q[0]:.3g} / {q[1]:.3g} / {q[2]:.3g}; "
               f"below 1e-2: {float((allg < 1e-2).float().mean()):.1%}")

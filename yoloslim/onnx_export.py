@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from . import YoloslimError
+from .log import LOGGER
 from .args import verb
 from .checkpoint import check_stride, load_model, save_checkpoint
 
@@ -91,16 +92,16 @@ def export_checked(model, imgsz: int = 640, dynamic: bool = False, simplify: boo
     report["onnx"] = str(dest)
     if verbose:
         shape = "dynamic batch/height/width" if dynamic else f"static 1x3x{imgsz}x{imgsz}"
-        print(f"exported {dest} ({dest.stat().st_size / 2**20:.1f} MB, {shape}, opset {report['opset']}"
+        LOGGER.info(f"exported {dest} ({dest.stat().st_size / 2**20:.1f} MB, {shape}, opset {report['opset']}"
               f"{', fp16' if half else ''}{', simplified' if simplify else ''}) with the stock Ultralytics exporter")
         diffs = ", ".join(f"{v:.2e} on {k}" for k, v in report["max_diff"].items())
-        print(f"onnxruntime vs PyTorch ({'fp16 vs fp32' if half else 'fp32'}): max |diff| {diffs}; worst "
+        LOGGER.info(f"onnxruntime vs PyTorch ({'fp16 vs fp32' if half else 'fp32'}): max |diff| {diffs}; worst "
               f"{max(report['checked'].values()):.2e} against the tolerance ({report['tolerance']}): OK")
     if runs:
         report["latency"] = ort_latency(dest, imgsz, runs=runs, threads=threads)
         if verbose:
             lat = report["latency"]
-            print(f"onnxruntime CPU latency at {imgsz}, {threads} thread{'s' * (threads > 1)}: median "
+            LOGGER.info(f"onnxruntime CPU latency at {imgsz}, {threads} thread{'s' * (threads > 1)}: median "
                   f"{lat['median_ms']:.1f} ms, mean {lat['mean_ms']:.1f} ms, p90 {lat['p90_ms']:.1f} ms "
                   f"({lat['runs']} runs after {lat['warmup']} warm-up)")
     return dest, report
@@ -281,7 +282,7 @@ def measure_many(models: dict, imgsz: int = 640, threads: int = 1, runs: int = 5
                  work_dir=None) -> list[dict]:
     """Rows for {label: model (.pt, yaml or module)}: each exported to a temporary .onnx and checked, then all
     timed interleaved (see interleaved_latency). Compare latencies within one call, not across calls."""
-    from .prune import layer_stats
+    from .pruning import layer_stats
 
     rows, paths = [], []
     with tempfile.TemporaryDirectory(prefix="yoloslim-measure-", dir=work_dir) as tmp:

@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import YoloslimError
+from .log import LOGGER
 from .io import atomic_write_text
 from .args import as_list, verb
-from .pipeline import pipeline as pipeline_verb
+from .flow import pipeline as pipeline_verb
 
 MEASURES = ("mAP50", "mAP50-95")
 
@@ -62,8 +63,8 @@ def run_names(models: list[str]) -> list[str]:
 
 
 @verb("compare", passes_to=pipeline_verb)
-def compare(models="yolov8n.yaml,yolov8s.yaml,yolov8m.yaml", levels="0.5,0.6,0.7", runs=None,
-            project: str = "runs/yoloslim", name: str = "compare", **pipeline_args):
+def compare(models: str | list = "yolov8n.yaml,yolov8s.yaml,yolov8m.yaml", levels: str | list = "0.5,0.6,0.7",
+            runs: str | list | None = None, project: str = "runs/yoloslim", name: str = "compare", **pipeline_args):
     """Several models x prune levels in one table and plots: a resumable pipeline per model, then
     compare.csv, compare.md and compare.png in project/name.
 
@@ -74,7 +75,7 @@ def compare(models="yolov8n.yaml,yolov8s.yaml,yolov8m.yaml", levels="0.5,0.6,0.7
     import pandas as pd
 
     from .io import owned
-    from .pipeline import banner
+    from .flow import banner
 
     out = Path(project) / name
     folders = [Path(r) for r in as_list(runs)]
@@ -97,8 +98,8 @@ def compare(models="yolov8n.yaml,yolov8s.yaml,yolov8m.yaml", levels="0.5,0.6,0.7
         shown = table.drop(columns=["family"])
         atomic_write_text(out / "compare.md", shown.to_markdown(index=False, floatfmt=".4g") + "\n")
         plot_compare(table, out / "compare.png")
-    print(shown.to_markdown(index=False, floatfmt=".4g"))
-    print(f"\ncomparison: {out / 'compare.md'}, {out / 'compare.csv'}, {out / 'compare.png'}")
+    LOGGER.info(shown.to_markdown(index=False, floatfmt=".4g"))
+    LOGGER.info(f"\ncomparison: {out / 'compare.md'}, {out / 'compare.csv'}, {out / 'compare.png'}")
     return table
 
 
