@@ -7,7 +7,7 @@ import pytest
 
 from yoloslim import YoloslimError
 from yoloslim.cli import main
-from yoloslim.compare import compare
+from yoloslim.study import compare
 
 TINY = {"levels": "0.5", "pretrain_epochs": 1, "sparse_epochs": 1, "finetune_epochs": 1, "imgsz": 64, "batch": 4, "workers": 0,
         "sr": 0.5, "export": False}

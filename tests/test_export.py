@@ -13,8 +13,8 @@ import torch
 
 from conftest import build
 from yoloslim import YoloslimError
-from yoloslim.export import bus_image, check_onnx, export, export_checked, ort_latency, ort_session
-from yoloslim.prune import prune
+from yoloslim.onnx_export import bus_image, check_onnx, export, export_checked, ort_latency, ort_session
+from yoloslim.pruning import prune
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,7 +52,7 @@ def test_outputs_depend_on_the_input(slim):
 
 
 def torch_export_output(pt, x):
-    """What the ONNX graph should output, computed here without yoloslim.export: Detect in export mode."""
+    """What the ONNX graph should output, computed here without yoloslim.onnx_export: Detect in export mode."""
     from ultralytics import YOLO
     from ultralytics.nn.modules import Detect
 
@@ -97,7 +97,7 @@ def test_export_slim_prints_diff_and_predicts(slim, capsys):
 
 def test_check_catches_a_wrong_model(slim, tmp_path, monkeypatch):
     """The check itself can fail, and a failed export writes nothing."""
-    import yoloslim.export
+    import yoloslim.onnx_export
     from yoloslim.checkpoint import load_model
 
     onnx = export(slim, imgsz=64, out=tmp_path / "s.onnx", runs=0, verbose=False)
@@ -112,7 +112,7 @@ def test_check_catches_a_wrong_model(slim, tmp_path, monkeypatch):
     def wrong_exporter(pt, **kwargs):  # as if Ultralytics had exported some other model
         return Path(shutil.copyfile(other, pt.with_suffix(".onnx")))
 
-    monkeypatch.setattr(yoloslim.export, "ultralytics_onnx", wrong_exporter)
+    monkeypatch.setattr(yoloslim.onnx_export, "ultralytics_onnx", wrong_exporter)
     with pytest.raises(YoloslimError, match="x.onnx was not written"):
         export(slim, imgsz=64, out=tmp_path / "x.onnx")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.onnx", "s.onnx"]

@@ -13,7 +13,7 @@ from yoloslim.blocks import build_graph
 from yoloslim.checkpoint import save_checkpoint
 from yoloslim.cli import main
 from yoloslim.plan import Plan, fingerprint, keep_floor
-from yoloslim.prune import prune_in_place
+from yoloslim.pruning import prune_in_place
 
 
 def digest(folder):
@@ -238,7 +238,7 @@ def test_every_argument_has_a_rule():
 
 def test_python_api_refuses_like_the_cli(inputs):
     from yoloslim import YoloslimError
-    from yoloslim.prune import prune
+    from yoloslim.pruning import prune
 
     with pytest.raises(YoloslimError, match="ratio=half is not a number"):
         prune(f"{inputs}/good.pt", ratio="half")
@@ -337,7 +337,7 @@ def test_random_plans_give_working_models(cfg):
 
 @pytest.mark.parametrize("cfg", SMALL_CONFIGS)
 def test_random_plan_sample_exports_and_matches_onnxruntime(cfg, tmp_path):
-    from yoloslim.export import export_checked
+    from yoloslim.onnx_export import export_checked
 
     model = build(cfg, seed=7)
     graph = build_graph(model)

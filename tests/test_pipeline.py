@@ -5,7 +5,7 @@ import pytest
 
 from conftest import tiny_train_args
 from yoloslim import YoloslimError
-from yoloslim.pipeline import pipeline
+from yoloslim.flow import pipeline
 from yoloslim.trainer import SparseTrainer
 
 TINY = {"levels": "0.5", "pretrain_epochs": 1, "sparse_epochs": 2, "finetune_epochs": 1, "imgsz": 64, "batch": 4, "workers": 0}

@@ -13,7 +13,7 @@ from conftest import ALL_CONFIGS, SMALL_CONFIGS, build, calibrate, raw_outputs, 
 from yoloslim import YoloslimError
 from yoloslim.blocks import build_graph
 from yoloslim.plan import Plan, make_plan, resolve
-from yoloslim.prune import prune, prune_in_place
+from yoloslim.pruning import prune, prune_in_place
 
 
 def choose_and_mask(graph, seed, keep_beta=False, select=lambda g: True):

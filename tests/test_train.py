@@ -4,6 +4,8 @@ import subprocess
 import sys
 
 import pandas as pd
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -108,7 +110,7 @@ def test_wide_penalty_takes_channels_from_wide_groups_first():
 @pytest.mark.parametrize("kind", ["wide", "lowest", "l1"])
 def test_penalty_gradient_is_autograds_on_prunable_gammas_only(kind, tiny_data, tmp_path):
     """The added gradient is autograd's gradient of sr * penalty per nominal batch, times the AMP scale."""
-    from yoloslim.prune import graph_of
+    from yoloslim.pruning import graph_of
 
     trainer = SparseTrainer(overrides={"model": "yolo11n.yaml", "data": str(tiny_data), "sr": 0.3, "penalty": kind,
                                        "sr_share": 0.3,
@@ -175,7 +177,7 @@ def test_a_gamma_the_step_carries_across_zero_stops_there(tiny_data, tmp_path):
 def test_sparse_training_shrinks_gammas_and_reports_them(tiny_data, tmp_path):
     from ultralytics import YOLO
 
-    from yoloslim.prune import graph_of
+    from yoloslim.pruning import graph_of
 
     def mean_prunable_gamma(weights):
         groups = graph_of(YOLO(weights).model.float()).groups()  # sparse.pt is a normal Ultralytics checkpoint
@@ -246,7 +248,7 @@ def test_finetune_keeps_the_slim_width(tiny_data, tmp_path):
     from ultralytics import YOLO
 
     from conftest import build
-    from yoloslim.prune import prune
+    from yoloslim.pruning import prune
     from yoloslim.trainer import SlimTrainer, finetune
 
     result = prune(build("yolov8n.yaml", nc=2), ratio=0.5, project=tmp_path, name="prune", verbose=False)
@@ -274,7 +276,7 @@ def test_every_training_verb_keeps_a_slim_width(tiny_data, tmp_path):
     from ultralytics import YOLO
 
     from conftest import build
-    from yoloslim.prune import prune
+    from yoloslim.pruning import prune
     from yoloslim.trainer import SlimTrainer, sparse, train
 
     result = prune(build("yolov8n.yaml", nc=2), ratio=0.5, project=tmp_path, name="prune", verbose=False)
@@ -282,7 +284,9 @@ def test_every_training_verb_keeps_a_slim_width(tiny_data, tmp_path):
     assert n_slim < 0.8 * sum(p.numel() for p in build("yolov8n.yaml", nc=2).parameters())
     bare = tmp_path / "bare.pt"
     torch.save(result.model, bare)  # torch.save(model), no checkpoint dict
-    assert params(train(bare, tiny_data, **tiny_train_args(tmp_path, name="train"))) == n_slim
+    trained = train(bare, tiny_data, **tiny_train_args(tmp_path, name="train"))
+    assert params(trained) == n_slim
+    assert torch.load(trained, weights_only=False)["train_args"]["amp"] is True  # Ultralytics' default (GPU only)
     assert params(sparse(result.slim, tiny_data, **tiny_train_args(tmp_path, name="sparse"))) == n_slim
     model = YOLO(result.slim)
     model.train(data=str(tiny_data), trainer=SlimTrainer, **tiny_train_args(tmp_path, name="stock"))
@@ -290,30 +294,34 @@ def test_every_training_verb_keeps_a_slim_width(tiny_data, tmp_path):
 
 
 def test_finetune_on_other_classes_rebuilds_only_the_class_outputs(tiny_data, tmp_path):
+    """A slim 80-class yolov8n finetuned on a 3-class dataset: nc=3, every layer but the class outputs at its
+    slim width with its weights, the rows of classes it knew kept by name; stock YOLO loads, predicts, exports."""
     from ultralytics import YOLO
 
     from conftest import build
-    from yoloslim.prune import prune
+    from yoloslim.pruning import prune
     from yoloslim.trainer import finetune
 
-    model = build("yolov8n.yaml", nc=2)
-    model.names = {0: "bud", 1: "leaf"}
+    model = build("yolov8n.yaml")  # 80 classes
+    model.names = {0: "bud", 1: "leaf", **{i: f"class{i}" for i in range(2, 80)}}
     result = prune(model, ratio=0.5, project=tmp_path, name="prune", verbose=False)
     slim = result.model
-    data = tmp_path / "three.yaml"  # the same images, a third class, the old two in another order
+    data = tmp_path / "three.yaml"  # the same images, a third class, the known two in another order
     data.write_text(f"path: {tiny_data.parent}\ntrain: images/train\nval: images/val\nnames: [leaf, bud, stone]\n")
     best = finetune(result.slim, data, **tiny_train_args(tmp_path, name="ft3", optimizer="SGD", lr0=0.0, momentum=0.0))
-    tuned = YOLO(best).model
-    assert tuned.model[-1].nc == 3 and tuned.names == {0: "leaf", 1: "bud", 2: "stone"}
-    old, new = dict(slim.named_parameters()), dict(tuned.named_parameters())
+    tuned = YOLO(best)
+    assert tuned.model.model[-1].nc == 3 and tuned.names == {0: "leaf", 1: "bud", 2: "stone"}
+    old, new = dict(slim.named_parameters()), dict(tuned.model.named_parameters())
     for name, value in old.items():
         if ".cv3." in name and name.split(".")[4] == "2":  # the class convs: one row per class
-            assert new[name].shape[0] == 3
+            assert value.shape[0] == 80 and new[name].shape[0] == 3
         else:
             assert new[name].shape == value.shape, name
     for level in range(3):  # lr0=0: the rows of the classes the model had are its old rows, by name
-        before, after = slim.model[-1].cv3[level][2], tuned.model[-1].cv3[level][2]
+        before, after = slim.model[-1].cv3[level][2], tuned.model.model[-1].cv3[level][2]
         torch.testing.assert_close(after.weight[[0, 1]], before.weight[[1, 0]].half().float())
+    assert tuned.predict(torch.rand(1, 3, 64, 64), imgsz=64, verbose=False)[0].boxes is not None
+    assert Path(tuned.export(format="onnx", imgsz=64)).exists()
 
 
 def saved_weights(path) -> torch.Tensor:
@@ -330,7 +338,7 @@ def test_interrupted_run_resumes_to_the_same_result(stage, tiny_data, tmp_path):
     stock resume restarts from the saved (fp16, EMA) weights and re-seeds augmentation, so the bound is
     relative to what really changes the result, the seed."""
     from conftest import build
-    from yoloslim.prune import prune
+    from yoloslim.pruning import prune
     from yoloslim.trainer import SlimTrainer
 
     if stage == "sparse":
