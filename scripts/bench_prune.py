@@ -40,7 +40,7 @@ def measure(tool: str, cfg: str, ratio: float) -> dict:
 
     import torch
 
-    from yoloslim.pruning import layer_stats
+    from yoloslim.measure import layer_stats
 
     torch.set_num_threads(2)
     model = seeded_model(cfg)

@@ -63,7 +63,7 @@ def validate(weights: Path, data, imgsz: int, batch: int) -> dict:
 
 def size_stats(weights: Path) -> dict:
     from .checkpoint import load_model
-    from .pruning import layer_stats
+    from .measure import layer_stats
 
     model = load_model(weights)
     return {"params": sum(p.numel() for p in model.parameters()),

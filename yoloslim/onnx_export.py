@@ -282,7 +282,7 @@ def measure_many(models: dict, imgsz: int = 640, threads: int = 1, runs: int = 5
                  work_dir=None) -> list[dict]:
     """Rows for {label: model (.pt, yaml or module)}: each exported to a temporary .onnx and checked, then all
     timed interleaved (see interleaved_latency). Compare latencies within one call, not across calls."""
-    from .pruning import layer_stats
+    from .measure import layer_stats
 
     rows, paths = [], []
     with tempfile.TemporaryDirectory(prefix="yoloslim-measure-", dir=work_dir) as tmp:

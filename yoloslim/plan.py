@@ -78,8 +78,14 @@ def keep_floor(size: int, min_keep) -> int:
     return min(floor, size)
 
 
+MAX_GROUP_RATIO = 0.8  # the most a group loses by default: what sparse training pushes to zero at most
+
+
 def make_plan(graph: Graph, ratio: float | None = None, threshold: float | None = None, min_keep=0.05,
-              round_to: int = 1) -> Plan:
+              round_to: int = 1, max_group_ratio: float = MAX_GROUP_RATIO) -> Plan:
+    """max_group_ratio: the largest share of one group a global cut may remove, so that a global threshold
+    cannot gut a layer whose gammas are small overall (its default, 0.8, is the most of a group that sparse
+    training pushes to zero: trainer.MAX_GROUP_SHARE)."""
     if (ratio is None) == (threshold is None):
         raise YoloslimError("give exactly one of ratio= (fraction of prunable channels to remove) or threshold=")
     if ratio is not None and not 0 < ratio < 1:
@@ -88,6 +94,8 @@ def make_plan(graph: Graph, ratio: float | None = None, threshold: float | None 
         raise YoloslimError(f"threshold={threshold} is negative; |gamma| thresholds are >= 0")
     if not isinstance(round_to, int) or round_to < 1:
         raise YoloslimError(f"round_to={round_to!r} must be a whole number >= 1")
+    if not 0 < max_group_ratio <= 1:
+        raise YoloslimError(f"max_group_ratio={max_group_ratio} must be a share of a group, 0 < max_group_ratio <= 1")
 
     groups = [g for g in graph.groups() if not g.frozen]
     if not groups:
@@ -109,7 +117,7 @@ def make_plan(graph: Graph, ratio: float | None = None, threshold: float | None 
         gone = int(removed[start: start + g.size].sum())
         start += g.size
         want = g.size - gone
-        floor = keep_floor(g.size, min_keep)
+        floor = max(keep_floor(g.size, min_keep), math.ceil((1 - max_group_ratio) * g.size - 1e-9))
         if want == 0 and floor == 0:
             cut = f"threshold={threshold}" if threshold is not None else f"ratio={ratio}"
             raise YoloslimError(f"{cut} with min_keep={min_keep} would remove every channel of {g.name}; "
@@ -123,9 +131,25 @@ def make_plan(graph: Graph, ratio: float | None = None, threshold: float | None 
 
     kept = {g.name: sorted(torch.argsort(scores[g], descending=True, stable=True)[:counts[g]].tolist())
             for g in groups}
+    removed_max, kept_median = removal_stats(scores, kept)
     settings = {"ratio": ratio, "threshold": threshold, "threshold_used": threshold_used,
-                "min_keep": min_keep, "round_to": round_to, "importance": "max |gamma| over a group's BNs"}
+                "min_keep": min_keep, "round_to": round_to, "max_group_ratio": max_group_ratio,
+                "importance": "max |gamma| over a group's BNs",
+                "removed_importance_max": removed_max, "kept_importance_median": kept_median}
     return Plan(kept, {g.name: g.size for g in groups}, fingerprint(graph), settings)
+
+
+def removal_stats(scores: dict[Group, torch.Tensor], kept: dict[str, list[int]]) -> tuple[float, float]:
+    """(largest importance among the removed channels, median importance of the kept ones): how far from
+    zero a prune cuts."""
+    removed, stays = [], []
+    for g, score in scores.items():
+        mask = torch.zeros(len(score), dtype=torch.bool)
+        mask[kept[g.name]] = True
+        removed.append(score[~mask])
+        stays.append(score[mask])
+    removed, stays = torch.cat(removed), torch.cat(stays)
+    return (float(removed.max()) if len(removed) else 0.0), float(stays.median())
 
 
 def resolve(graph: Graph, plan: Plan) -> dict[Group, list[int]]:

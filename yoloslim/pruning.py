@@ -11,21 +11,13 @@ import torch
 from torch import nn
 
 from . import YoloslimError
-from .log import LOGGER
 from .args import verb
-from .blocks import build_graph
 from .checkpoint import check_stride, load_model, save_checkpoint
 from .io import owned
-from .graph import Graph, UnsupportedModuleError
-from .plan import Plan, make_plan, resolve
-from . import surgery
-
-
-def graph_of(model: nn.Module) -> Graph:
-    try:
-        return build_graph(model)
-    except UnsupportedModuleError as e:
-        raise YoloslimError(str(e)) from None
+from .log import LOGGER
+from .measure import layer_stats, layer_table
+from .plan import MAX_GROUP_RATIO, Plan, make_plan, removal_stats
+from .slimming import graph_of, prune_in_place
 
 
 @dataclass
@@ -54,40 +46,68 @@ class PruneResult:
             return YOLO(str(save_checkpoint(self.model, Path(tmp) / "slim.pt")))
 
 
-def prune_in_place(model: nn.Module, graph: Graph, plan: Plan, compensate: bool = True) -> None:
-    surgery.apply(model, graph, resolve(graph, plan), compensate=compensate)
+BUDGETS = ("gflops", "params", "latency_ms", "speedup", "max_drop")
+DESTRUCTIVE_SHARE = 0.1  # removed |gamma| above this share of the kept median: the prune is not of zeros
 
 
 @verb("prune")
 def prune(model, ratio: float | None = None, threshold: float | None = None, min_keep=0.05, round_to: int = 1,
           plan: str | Plan | None = None, compensate: bool = True, imgsz: int = 640, project: str = "runs/yoloslim",
-          name: str = "prune", exist_ok: bool = False, save: bool = True, verbose: bool = True) -> PruneResult:
+          name: str = "prune", exist_ok: bool = False, save: bool = True, verbose: bool = True,
+          max_group_ratio: float = MAX_GROUP_RATIO, gflops: float | None = None, params: float | None = None,
+          latency_ms: float | None = None, speedup: float | None = None, max_drop: float | None = None,
+          data: str | None = None, val_imgsz: int = 320, dry_run: bool = False) -> PruneResult:
     """Remove low-gamma channels and save slim.pt, plan.json, layers.csv and channels.png in project/name.
 
-    model: a .pt, a yaml or a module (never modified). ratio: the fraction of the prunable channels to remove,
-    or threshold: remove channels with |gamma| below it, or plan: a plan.json to apply again. min_keep: the
-    least a group keeps (a fraction and/or a channel count); round_to: kept counts are multiples of it.
-    imgsz: the size the layer table's GFLOPs are counted at."""
+    model: a .pt, a yaml or a module (never modified). How far, one of: ratio (the fraction of the prunable
+    channels to remove), threshold (remove channels with |gamma| below it), plan (a plan.json to apply again), or
+    a budget: gflops= / params= (at most that many, counted at imgsz), latency_ms= / speedup= (onnxruntime CPU at
+    imgsz), max_drop= (the most mAP50-95 to lose on data=, validated at val_imgsz); a budget finds the level.
+    min_keep: the least a group keeps (a fraction and/or a channel count); max_group_ratio: the most a group
+    loses; round_to: kept counts are multiples of it. dry_run: show the plan and the layer table, write nothing."""
     source = model
     model = load_model(source)
     if not isinstance(source, (str, Path)):
         model = copy.deepcopy(model)  # the caller's module stays as it was
     check_stride(model, imgsz)
+    budgets = {k: v for k, v in zip(BUDGETS, (gflops, params, latency_ms, speedup, max_drop)) if v is not None}
+    given = [f"{k}=" for k, v in (("ratio", ratio), ("threshold", threshold), ("plan", plan)) if v is not None]
+    if len(given) + len(budgets) != 1:
+        raise YoloslimError("give one of ratio=, threshold=, plan= or a budget (gflops=, params=, latency_ms=, "
+                            f"speedup=, max_drop=); got {', '.join(given + [f'{k}=' for k in budgets]) or 'none'}")
+    if "max_drop" in budgets and not data:
+        raise YoloslimError("max_drop= needs data= (a data.yaml to validate on)")
+    if data:
+        from .data import check
+
+        check(data)
+    plan_args = {"min_keep": min_keep, "round_to": round_to, "max_group_ratio": max_group_ratio}
+    found = None
+    if budgets:
+        from .levels import find_level
+
+        found = find_level(model, budgets, imgsz, data=data, val_imgsz=val_imgsz, **plan_args)
+        ratio = found["level"]
+        LOGGER.info(f"{next(iter(budgets))}={found['value']:g}: level {ratio:g} reaches {found['reached']:.4g} "
+                    f"(unpruned {found['unpruned']:.4g}; {found['tried']} levels tried)")
     graph = graph_of(model)
     before = copy.deepcopy(model)
     if plan is None:
-        plan = make_plan(graph, ratio=ratio, threshold=threshold, min_keep=min_keep, round_to=round_to)
+        plan = make_plan(graph, ratio=ratio, threshold=threshold, **plan_args)
         if plan.removed == 0:
             asked = f"ratio={ratio:g}" if ratio is not None else f"threshold={threshold:g}"
             raise YoloslimError(f"{asked} removes no channel (after min_keep={min_keep} and round_to={round_to}); "
                                 "give a larger ratio or threshold")
+        if found:
+            plan.settings["budget"] = found
     elif not isinstance(plan, Plan):
         plan = Plan.load(plan)
+    warn_if_destructive(graph, plan)
     prune_in_place(model, graph, plan, compensate=compensate)
     layers = layer_table(before, model, imgsz)
 
     save_dir = None
-    if save:
+    if save and not dry_run:
         save_dir = Path(project) / name
         if isinstance(source, (str, Path)) and Path(source).resolve() == (save_dir / "slim.pt").resolve():
             raise YoloslimError(f"refusing to overwrite the input {source}; choose another project/name")
@@ -117,59 +137,22 @@ def prune(model, ratio: float | None = None, threshold: float | None = None, min
     return PruneResult(model, plan, layers, save_dir)
 
 
+def warn_if_destructive(graph, plan: Plan) -> None:
+    """One warning line when the channels a plan removes are not near zero: the model will lose accuracy until
+    it is finetuned. Sparse training's zeros (|gamma| < 1e-3 or so) never trigger it."""
+    scores = {g: g.importance() for g in graph.groups() if g.name in plan.kept}
+    removed, median = removal_stats(scores, plan.kept)
+    if median > 0 and removed > DESTRUCTIVE_SHARE * median:
+        LOGGER.warning(f"warning: the channels this prune removes are not near zero: the largest removed |gamma| is "
+                       f"{removed:.3g}, {removed / median:.0%} of the kept channels' median ({median:.3g}). Expect a "
+                       "large accuracy drop until finetuned; sparse-train first ('yoloslim sparse') or finetune, and "
+                       "'yoloslim sweep' shows the cost per level")
+
+
 def write_table(table: pd.DataFrame, path: Path) -> None:
     from .io import atomic_write_text
 
     atomic_write_text(path, table.to_csv(index=False))
-
-
-@torch.no_grad()
-def layer_stats(model: nn.Module, imgsz: int = 640) -> pd.DataFrame:
-    """Per top-level layer: output channels, parameters and conv GFLOPs at imgsz (measured at a small
-    size and scaled: conv outputs scale exactly with the image area when imgsz is a multiple of 32)."""
-    side = 2 * int(max(getattr(model, "stride", torch.tensor([32.0])).max().item(), 32))
-    scale = (imgsz / side) ** 2
-    flops, channels, hooks = {}, {}, []
-    layer_of = {}
-    for i, layer in enumerate(model.model):
-        for m in layer.modules():
-            if isinstance(m, nn.Conv2d):
-                layer_of[m] = i
-
-        def keep_channels(module, inputs, output, i=i):
-            channels[i] = output.shape[1] if isinstance(output, torch.Tensor) else 0
-        hooks.append(layer.register_forward_hook(keep_channels))
-
-    def count(module, inputs, output):
-        k = module.weight[0].numel()  # (in / groups) * kh * kw
-        flops[layer_of[module]] = flops.get(layer_of[module], 0) + 2 * output.numel() * k * scale / 1e9
-
-    hooks += [m.register_forward_hook(count) for m in layer_of]
-    training = model.training
-    try:
-        model.eval()
-        p = next(model.parameters())
-        model(torch.zeros(1, 3, side, side, dtype=p.dtype, device=p.device))
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(training)
-    rows = [{"layer": i, "module": type(layer).__name__, "channels": channels.get(i, 0),
-             "params": sum(q.numel() for q in layer.parameters()), "gflops": flops.get(i, 0.0)}
-            for i, layer in enumerate(model.model)]
-    return pd.DataFrame(rows)
-
-
-def layer_table(before: nn.Module, after: nn.Module, imgsz: int = 640) -> pd.DataFrame:
-    a, b = layer_stats(before, imgsz), layer_stats(after, imgsz)
-    table = a[["layer", "module"]].copy()
-    for col in ("channels", "params", "gflops"):
-        table[f"{col}_before"], table[f"{col}_after"] = a[col], b[col]
-    total = {"layer": "all", "module": "", "channels_before": "", "channels_after": ""}
-    for col in ("params_before", "params_after", "gflops_before", "gflops_after"):
-        total[col] = table[col].sum()
-    table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)
-    return table.round({"gflops_before": 3, "gflops_after": 3})
 
 
 @verb("inspect")

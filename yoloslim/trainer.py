@@ -238,7 +238,7 @@ class SparseTrainer(SlimTrainer):
 
     def _setup_train(self):
         super()._setup_train()
-        from .pruning import graph_of
+        from .slimming import graph_of
 
         model = unwrap_model(self.model)
         names = {id(m): n for n, m in model.named_modules()}
