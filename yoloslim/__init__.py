@@ -32,7 +32,8 @@ from .flow import pipeline  # noqa: E402
 from .onnx_export import export  # noqa: E402
 from .pruning import PruneResult, inspect, prune  # noqa: E402
 from .study import compare  # noqa: E402
+from .sweep import sweep  # noqa: E402
 from .trainer import SlimTrainer, SparseTrainer, finetune, sparse, train  # noqa: E402
 
-__all__ = ["YoloslimError", "prune", "inspect", "train", "sparse", "finetune", "export", "pipeline", "compare",
+__all__ = ["YoloslimError", "prune", "inspect", "sweep", "train", "sparse", "finetune", "export", "pipeline", "compare",
            "check_data", "synth_data", "SlimTrainer", "SparseTrainer", "PruneResult", "__version__"]

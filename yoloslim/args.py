@@ -250,6 +250,11 @@ RULES = {
     "threshold": optional(number(0.0, " (an |gamma| below which channels are removed)")),
     "min_keep": min_keep,
     "levels": levels,
+    "max_group_ratio": fraction(high_open=False, what=": it is the most of one group a prune may remove, (0, 1]"),
+    "gflops": optional(positive), "params": optional(positive), "latency_ms": optional(positive),
+    "speedup": optional(number(1.0, " (times faster than the unpruned model in onnxruntime)")),
+    "max_drop": optional(fraction(low_open=False, what=": it is the mAP50-95 a prune may lose, 0 <= max_drop < 1")),
+    "val_imgsz": whole(32, 8192, " (the size budgets validate at)"),
     # sparse training
     "sr": optional(number(0.0, " (the weight of the gamma penalty, e.g. 1.0)")),
     "sr_step": optional(fraction(high_open=False, what=": it is a fraction of the epochs in (0, 1]")),
@@ -261,10 +266,12 @@ RULES = {
     "device": device,
 }
 for flag in ("exist_ok", "overwrite", "save", "compensate", "verbose", "dynamic", "simplify", "half", "export",
-             "plots", "amp"):
+             "plots", "amp", "dry_run"):
     RULES.setdefault(flag, as_bool)
 VERB_RULES = {  # the few names that mean something else in one verb
     "export": {"runs": whole(0, what=" (latency runs; 0 skips timing)")},
+    "sweep": {"runs": whole(0, what=" (latency runs per level; 0 skips timing)"),
+              "max_drop": fraction(low_open=False, what=": it is the mAP50-95 a level may lose, 0 <= max_drop < 1")},
     "data synth": {"train": whole(1, what=" (training images to generate)"),
                    "val": whole(1, what=" (validation images to generate)"),
                    "imgsz": whole(32, 4096, " (the side of the generated images in pixels)"),

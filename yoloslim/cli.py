@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import signal
 import sys
 import traceback
@@ -15,7 +16,7 @@ import traceback
 from . import YoloslimError
 from .args import VERBS
 
-VERB_MODULES = ("data", "trainer", "pruning", "onnx_export", "flow", "study")  # import order = help order
+VERB_MODULES = ("data", "trainer", "pruning", "sweep", "onnx_export", "flow", "study")  # import order = help order
 
 
 def load_verbs() -> dict:
@@ -138,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"yoloslim: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the output's reader left (e.g. `| head`): nothing to report
+        sys.stderr = open(os.devnull, "w")
+        return 0
     except OSError as e:  # a file we could not read or write, found while working
         if verbose:
             traceback.print_exc()

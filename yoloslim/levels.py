@@ -1,0 +1,135 @@
+"""How far to prune: measure a model pruned at a level, and search the levels for a budget.
+
+A level is prune's ratio (the share of the prunable channels to remove) on a grid of 0.01 steps. Pruning
+takes a fraction of a second, so a search prunes again at every level it tries; a bisection tries about
+seven. Sizes (params, GFLOPs) fall as the level rises; latency and accuracy do too, though not strictly
+(noise), so what a search returns is a boundary: a level that meets the budget next to one that does not.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from torch import nn
+
+from . import YoloslimError
+from .checkpoint import save_checkpoint
+from .measure import layer_stats
+from .slimming import pruned_copy
+
+GRID = [round(i / 100, 2) for i in range(1, 100)]
+
+
+def size(model: nn.Module, imgsz: int) -> dict:
+    return {"params": sum(p.numel() for p in model.parameters()), "gflops": float(layer_stats(model, imgsz).gflops.sum())}
+
+
+def latency_ms(model: nn.Module, imgsz: int, runs: int = 30, threads: int = 1) -> float:
+    """Median onnxruntime CPU latency of the model exported (and checked) at imgsz."""
+    from .onnx_export import export_checked
+
+    with tempfile.TemporaryDirectory(prefix="yoloslim-latency-") as tmp:
+        _, report = export_checked(model, imgsz=imgsz, out=Path(tmp) / "m.onnx", runs=runs, threads=threads)
+    return report["latency"]["median_ms"]
+
+
+def accuracy(model: nn.Module, data, imgsz: int, batch: int = 16) -> dict:
+    """mAP50 and mAP50-95 of the model on data's val split at imgsz (Ultralytics' validator)."""
+    from ultralytics import YOLO
+    from ultralytics.utils import LOGGER as ULTRALYTICS
+
+    level = ULTRALYTICS.level
+    with tempfile.TemporaryDirectory(prefix="yoloslim-val-") as tmp:
+        weights = save_checkpoint(model, Path(tmp) / "m.pt")
+        try:
+            ULTRALYTICS.setLevel("WARNING")  # one validation per level: their summaries would bury ours
+            m = YOLO(str(weights)).val(data=str(data), imgsz=imgsz, batch=batch, plots=False, verbose=False,
+                                       project=tmp, name="val", exist_ok=True)
+        finally:
+            ULTRALYTICS.setLevel(level)
+    return {"mAP50": float(m.box.map50), "mAP50-95": float(m.box.map)}
+
+
+def highest_valid(model: nn.Module, **plan_args) -> float:
+    """The highest grid level at which every group keeps a channel (min_keep=0 with no cap can empty one)."""
+    lo, hi = 0, len(GRID) - 1
+    if _valid(model, GRID[hi], plan_args):
+        return GRID[hi]
+    if not _valid(model, GRID[lo], plan_args):
+        raise YoloslimError(f"even level {GRID[lo]} removes every channel of a group; raise min_keep")
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if _valid(model, GRID[mid], plan_args) else (lo, mid)
+    return GRID[lo]
+
+
+def _valid(model, level, plan_args) -> bool:
+    try:
+        pruned_copy(model, level, **plan_args)
+        return True
+    except YoloslimError:
+        return False
+
+
+def boundary(ok, levels: list[float]) -> float | None:
+    """The level L where ok(L) and not ok(next level), by bisection over levels (ok true at the low end);
+    None when even the first level fails, the last level when all pass."""
+    lo, hi = 0, len(levels) - 1
+    if not ok(levels[lo]):
+        return None
+    if ok(levels[hi]):
+        return levels[hi]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if ok(levels[mid]) else (lo, mid)
+    return levels[lo]
+
+
+def find_level(model: nn.Module, budget: dict, imgsz: int, data=None, val_imgsz: int = 320, batch: int = 16,
+               **plan_args) -> dict:
+    """The level a budget asks for, and what it reached.
+
+    budget: one of gflops= or params= (at most this much: the lowest level that fits), latency_ms= or speedup=
+    (onnxruntime CPU at imgsz: the lowest level that is that fast), max_drop= (mAP50-95 on data at val_imgsz:
+    the highest level whose pruned model loses at most that much against the unpruned one)."""
+    (key, value), = budget.items()
+    top = highest_valid(model, **plan_args)
+    levels = [lv for lv in GRID if lv <= top]
+    measured = {}
+
+    def at(level) -> nn.Module:
+        return pruned_copy(model, level, **plan_args)[0]
+
+    if key in ("gflops", "params"):
+        def measure(level):
+            return size(at(level), imgsz)[key]
+        reference = size(model, imgsz)[key]
+        fits = lambda level: measured.setdefault(level, measure(level)) <= value  # noqa: E731
+        what = f"{key}={value:g}"
+    elif key in ("latency_ms", "speedup"):
+        base = latency_ms(model, imgsz)
+        target = value if key == "latency_ms" else base / value
+        reference = base
+        fits = lambda level: measured.setdefault(level, latency_ms(at(level), imgsz)) <= target  # noqa: E731
+        what = f"{key}={value:g} ({target:.1f} ms against {base:.1f} ms unpruned, onnxruntime CPU at {imgsz})"
+    else:  # max_drop
+        reference = accuracy(model, data, val_imgsz, batch)["mAP50-95"]
+        keeps = lambda level: reference - measured.setdefault(  # noqa: E731
+            level, accuracy(at(level), data, val_imgsz, batch)["mAP50-95"]) <= value
+        level = boundary(keeps, levels)
+        if level is None:
+            raise YoloslimError(f"max_drop={value:g}: even level {levels[0]} loses more mAP50-95 "
+                                f"({reference - measured[levels[0]]:.4f} at {val_imgsz} px); allow a larger drop")
+        return {"budget": key, "value": value, "level": level, "reached": measured.get(level),
+                "unpruned": reference, "tried": len(measured), "val_imgsz": val_imgsz}
+    # sizes and latency fall as the level rises: the lowest level that fits is a boundary of "does not fit"
+    if not fits(levels[-1]):
+        raise YoloslimError(f"{what} cannot be reached: the most this model can be pruned (level {levels[-1]}, "
+                            f"with min_keep/max_group_ratio) gives {measured[levels[-1]]:.4g}; raise the budget")
+    if fits(levels[0]):
+        level = levels[0]
+    else:
+        level = levels[levels.index(boundary(lambda lv: not fits(lv), levels)) + 1]
+    return {"budget": key, "value": value, "level": level, "reached": measured[level], "unpruned": reference,
+            "tried": len(measured)}
