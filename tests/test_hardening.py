@@ -13,7 +13,7 @@ from yoloslim.blocks import build_graph
 from yoloslim.checkpoint import save_checkpoint
 from yoloslim.cli import main
 from yoloslim.plan import Plan, fingerprint, keep_floor
-from yoloslim.pruning import prune_in_place
+from yoloslim.slimming import prune_in_place
 
 
 def digest(folder):
@@ -96,14 +96,24 @@ BAD = [
     ("prune model={d}/good.pt ratio=-0.3", "ratio=-0.3 is impossible"),
     ("prune model={d}/good.pt ratio=1e-9", "removes no channel"),
     ("prune model={d}/good.pt threshold=nan", "threshold=nan is not a finite number"),
-    ("prune model={d}/good.pt threshold=100 min_keep=0", "would remove every channel"),
+    ("prune model={d}/good.pt threshold=100 min_keep=0 max_group_ratio=1", "would remove every channel"),
+    ("prune model={d}/good.pt ratio=0.5 max_group_ratio=0", "max_group_ratio=0 is impossible"),
+    ("prune model={d}/good.pt ratio=0.5 gflops=3", "give one of ratio=, threshold=, plan="),
+    ("prune model={d}/good.pt gflops=0.001", "gflops=0.001 cannot be reached"),
+    ("prune model={d}/good.pt max_drop=0.01", "max_drop= needs data="),
+    ("prune model={d}/good.pt speedup=0.5", "speedup=0.5 must be a number >= 1"),
+    ("prune model={d}/good.pt ratio=0.5 dry_run=perhaps", "dry_run=perhaps must be true or false"),
+    ("sweep model={d}/good.pt", "sweep needs data="),
+    ("sweep model={d}/good.pt data={data} levels=0.5,2", "levels=0.5,2 must be prune ratios"),
+    ("sweep model={d}/good.pt data={data} project=/proc/nope imgsz=64", "cannot write in /proc/nope"),
     ("prune model={d}/good.pt ratio=0.5 min_keep=1.5", "min_keep=1.5 is neither"),
     ("prune model={d}/good.pt ratio=0.5 round_to=0", "round_to=0 must be"),
     ("prune model={d}/good.pt ratio=0.5 imgsz=-32", "imgsz=-32 must be a whole number between 32 and 8192"),
     ("prune model={d}/good.pt ratio=0.5 imgsz=0", "imgsz=0 must be a whole number between 32 and 8192"),
     ("prune model={d}/good.pt ratio=0.5 imgsz=100", "imgsz=100 is not a multiple of the model's stride 32"),
     ("prune model={d}/good.pt ratio=0.5 name=", "name= must not be empty"),
-    ("prune model={d}/good.pt ratio=0.5 plan={d}/text.pt", "not a yoloslim plan.json"),
+    ("prune model={d}/good.pt plan={d}/text.pt", "not a yoloslim plan.json"),
+    ("prune model={d}/good.pt ratio=0.5 plan={d}/text.pt", "got ratio=, plan="),
     ("train model=yolov8n.yaml data={data} epochs=0", "epochs=0 must be a whole number >= 1"),
     ("train model=yolov8n.yaml data={data} batch=0", "batch=0 must be a whole number of images >= 1"),
     ("export model={d}/good.pt imgsz=100", "not a multiple of the model's stride"),

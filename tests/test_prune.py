@@ -13,7 +13,8 @@ from conftest import ALL_CONFIGS, SMALL_CONFIGS, build, calibrate, raw_outputs, 
 from yoloslim import YoloslimError
 from yoloslim.blocks import build_graph
 from yoloslim.plan import Plan, make_plan, resolve
-from yoloslim.pruning import prune, prune_in_place
+from yoloslim.pruning import prune
+from yoloslim.slimming import prune_in_place
 
 
 def choose_and_mask(graph, seed, keep_beta=False, select=lambda g: True):
@@ -42,7 +43,7 @@ def choose_and_mask(graph, seed, keep_beta=False, select=lambda g: True):
 
 
 def prune_exactly(model, graph):
-    plan = make_plan(graph, threshold=1e-6, min_keep=0)
+    plan = make_plan(graph, threshold=1e-6, min_keep=0, max_group_ratio=1)  # no floor: exactly the zeros
     kept = resolve(graph, plan)
     prune_in_place(model, graph, plan)
     return kept
@@ -119,7 +120,7 @@ def test_compensation_folds_removed_constants(cfg):
     graph = build_graph(model)
     choose_and_mask(graph, seed=5, keep_beta=True)  # removed channels still emit act(beta)
     before = raw_outputs(model, image)
-    plan = make_plan(graph, threshold=1e-6, min_keep=0)
+    plan = make_plan(graph, threshold=1e-6, min_keep=0, max_group_ratio=1)  # no floor: exactly the zeros
 
     plain = copy.deepcopy(model)
     prune_in_place(plain, build_graph(plain), plan, compensate=False)
@@ -154,7 +155,10 @@ def test_plan_options_are_respected():
     with pytest.raises(YoloslimError, match="ratio"):
         make_plan(graph, ratio=1.0)
     with pytest.raises(YoloslimError, match="every channel"):
-        make_plan(graph, threshold=10.0, min_keep=0)
+        make_plan(graph, threshold=10.0, min_keep=0, max_group_ratio=1)
+    capped = make_plan(graph, threshold=10.0, min_keep=0)  # the default cap: no group loses more than 80%
+    assert all(len(k) >= 0.2 * capped.sizes[n] - 1e-9 for n, k in capped.kept.items())
+    assert any(len(k) <= 0.2 * capped.sizes[n] + 1 for n, k in capped.kept.items())
 
 
 def test_plan_json_reapplies_to_same_weights(tmp_path):

@@ -110,7 +110,7 @@ def test_wide_penalty_takes_channels_from_wide_groups_first():
 @pytest.mark.parametrize("kind", ["wide", "lowest", "l1"])
 def test_penalty_gradient_is_autograds_on_prunable_gammas_only(kind, tiny_data, tmp_path):
     """The added gradient is autograd's gradient of sr * penalty per nominal batch, times the AMP scale."""
-    from yoloslim.pruning import graph_of
+    from yoloslim.slimming import graph_of
 
     trainer = SparseTrainer(overrides={"model": "yolo11n.yaml", "data": str(tiny_data), "sr": 0.3, "penalty": kind,
                                        "sr_share": 0.3,
@@ -177,7 +177,7 @@ def test_a_gamma_the_step_carries_across_zero_stops_there(tiny_data, tmp_path):
 def test_sparse_training_shrinks_gammas_and_reports_them(tiny_data, tmp_path):
     from ultralytics import YOLO
 
-    from yoloslim.pruning import graph_of
+    from yoloslim.slimming import graph_of
 
     def mean_prunable_gamma(weights):
         groups = graph_of(YOLO(weights).model.float()).groups()  # sparse.pt is a normal Ultralytics checkpoint
