@@ -50,27 +50,34 @@ def measure(tool: str, cfg: str, ratio: float) -> dict:
     start = time.perf_counter()
     try:
         if tool == "yoloslim":
-            from yoloslim.blocks import build_graph
-            from yoloslim.plan import make_plan, resolve
-            from yoloslim import surgery
+            from yoloslim.plan import make_plan
+            from yoloslim.slimming import graph_of, prune_in_place
 
-            graph = build_graph(model)
+            graph = graph_of(model)
             plan = make_plan(graph, ratio=ratio, min_keep=0.05)
-            surgery.apply(model, graph, resolve(graph, plan))
+            prune_in_place(model, graph, plan)
         else:
             import torch_pruning as tp
 
             head = model.model[-1]
             ignored = [seq[-1] for seq in (*head.cv2, *head.cv3)] + [head.dfl]
-            pruner = tp.pruner.MetaPruner(model, torch.zeros(1, 3, 640, 640),
-                                          importance=tp.importance.BNScaleImportance(),
-                                          pruning_ratio=ratio, global_pruning=True, ignored_layers=ignored)
+            pruner = tp.pruner.MetaPruner(
+                model,
+                torch.zeros(1, 3, 640, 640),
+                importance=tp.importance.BNScaleImportance(),
+                pruning_ratio=ratio,
+                global_pruning=True,
+                ignored_layers=ignored,
+            )
             pruner.step()
         row["seconds"] = time.perf_counter() - start
         with torch.no_grad():
             model(torch.zeros(1, 3, 64, 64))  # the pruned model must still run
-        row.update(status="ok", params_after=sum(p.numel() for p in model.parameters()),
-                   gflops_after=layer_stats(model).gflops.sum())
+        row.update(
+            status="ok",
+            params_after=sum(p.numel() for p in model.parameters()),
+            gflops_after=layer_stats(model).gflops.sum(),
+        )
     except Exception as e:  # a competitor's failure is a result, not a crash of the benchmark
         row.update(seconds=time.perf_counter() - start, status=f"error: {type(e).__name__}: {str(e)[:80]}")
     row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -98,16 +105,35 @@ def main() -> None:
     rows = []
     for cfg in args.configs:
         for tool in tools:
-            out = subprocess.run([sys.executable, __file__, "--ratio", str(args.ratio), "--child", tool, cfg],
-                                 capture_output=True, text=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "--ratio", str(args.ratio), "--child", tool, cfg],
+                capture_output=True,
+                text=True,
+            )
             lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
-            row = json.loads(lines[-1]) if lines else {"tool": tool, "model": cfg, "status": f"crashed: {out.stderr[-200:]}"}
+            row = (
+                json.loads(lines[-1])
+                if lines
+                else {"tool": tool, "model": cfg, "status": f"crashed: {out.stderr[-200:]}"}
+            )
             rows.append(row)
-            print(f"{row['model']:>8} {tool:<14} {row['status'][:60]:<60} {row.get('seconds', float('nan')):6.2f}s "
-                  f"{row.get('peak_rss_mb', float('nan')):7.0f} MB", flush=True)
+            print(
+                f"{row['model']:>8} {tool:<14} {row['status'][:60]:<60} {row.get('seconds', float('nan')):6.2f}s "
+                f"{row.get('peak_rss_mb', float('nan')):7.0f} MB",
+                flush=True,
+            )
     table = pd.DataFrame(rows)
-    cols = ["model", "tool", "status", "seconds", "peak_rss_mb", "params_before", "params_after", "gflops_before",
-            "gflops_after"]
+    cols = [
+        "model",
+        "tool",
+        "status",
+        "seconds",
+        "peak_rss_mb",
+        "params_before",
+        "params_after",
+        "gflops_before",
+        "gflops_after",
+    ]
     table = table.reindex(columns=cols)
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     table.to_csv(args.out, index=False)

@@ -17,6 +17,7 @@ import torch
 
 from . import YoloslimError
 from .graph import Graph, Group
+from .sparsity import MAX_GROUP_SHARE
 
 PLAN_FORMAT = 1
 
@@ -39,9 +40,14 @@ class Plan:
     def save(self, path) -> None:
         from .io import atomic_write_text
 
-        data = {"yoloslim_plan": PLAN_FORMAT, "fingerprint": self.fingerprint, "settings": self.settings,
-                "removed": self.removed, "prunable": self.prunable,
-                "groups": {n: {"size": self.sizes[n], "kept": k} for n, k in self.kept.items()}}
+        data = {
+            "yoloslim_plan": PLAN_FORMAT,
+            "fingerprint": self.fingerprint,
+            "settings": self.settings,
+            "removed": self.removed,
+            "prunable": self.prunable,
+            "groups": {n: {"size": self.sizes[n], "kept": k} for n, k in self.kept.items()},
+        }
         atomic_write_text(path, json.dumps(data, indent=1))
 
     @classmethod
@@ -50,8 +56,12 @@ class Plan:
             data = json.loads(open(path).read())
             assert data.get("yoloslim_plan") == PLAN_FORMAT
             groups = data["groups"]
-            return cls({n: list(g["kept"]) for n, g in groups.items()}, {n: g["size"] for n, g in groups.items()},
-                       data["fingerprint"], data.get("settings", {}))
+            return cls(
+                {n: list(g["kept"]) for n, g in groups.items()},
+                {n: g["size"] for n, g in groups.items()},
+                data["fingerprint"],
+                data.get("settings", {}),
+            )
         except FileNotFoundError:
             raise YoloslimError(f"plan file {path} does not exist; make one with 'yoloslim prune'") from None
         except (ValueError, KeyError, TypeError, AssertionError):
@@ -78,14 +88,20 @@ def keep_floor(size: int, min_keep) -> int:
     return min(floor, size)
 
 
-MAX_GROUP_RATIO = 0.8  # the most a group loses by default: what sparse training pushes to zero at most
+MAX_GROUP_RATIO = MAX_GROUP_SHARE  # the most a group loses by default: what sparse training pushes to zero at most
 
 
-def make_plan(graph: Graph, ratio: float | None = None, threshold: float | None = None, min_keep=0.05,
-              round_to: int = 1, max_group_ratio: float = MAX_GROUP_RATIO) -> Plan:
+def make_plan(
+    graph: Graph,
+    ratio: float | None = None,
+    threshold: float | None = None,
+    min_keep=0.05,
+    round_to: int = 1,
+    max_group_ratio: float = MAX_GROUP_RATIO,
+) -> Plan:
     """max_group_ratio: the largest share of one group a global cut may remove, so that a global threshold
     cannot gut a layer whose gammas are small overall (its default, 0.8, is the most of a group that sparse
-    training pushes to zero: trainer.MAX_GROUP_SHARE)."""
+    training pushes to zero: sparsity.MAX_GROUP_SHARE)."""
     if (ratio is None) == (threshold is None):
         raise YoloslimError("give exactly one of ratio= (fraction of prunable channels to remove) or threshold=")
     if ratio is not None and not 0 < ratio < 1:
@@ -114,14 +130,15 @@ def make_plan(graph: Graph, ratio: float | None = None, threshold: float | None 
 
     counts, start = {}, 0
     for g in groups:
-        gone = int(removed[start: start + g.size].sum())
+        gone = int(removed[start : start + g.size].sum())
         start += g.size
         want = g.size - gone
         floor = max(keep_floor(g.size, min_keep), math.ceil((1 - max_group_ratio) * g.size - 1e-9))
         if want == 0 and floor == 0:
             cut = f"threshold={threshold}" if threshold is not None else f"ratio={ratio}"
-            raise YoloslimError(f"{cut} with min_keep={min_keep} would remove every channel of {g.name}; "
-                                "lower it or raise min_keep")
+            raise YoloslimError(
+                f"{cut} with min_keep={min_keep} would remove every channel of {g.name}; lower it or raise min_keep"
+            )
         counts[g] = min(g.size, math.ceil(max(want, floor) / round_to) * round_to)
     for members in graph.tie_classes():  # equal halves: keep the larger count in each
         live = [g for g in members if g in counts]
@@ -129,13 +146,21 @@ def make_plan(graph: Graph, ratio: float | None = None, threshold: float | None 
         for g in live:
             counts[g] = n
 
-    kept = {g.name: sorted(torch.argsort(scores[g], descending=True, stable=True)[:counts[g]].tolist())
-            for g in groups}
+    kept = {
+        g.name: sorted(torch.argsort(scores[g], descending=True, stable=True)[: counts[g]].tolist()) for g in groups
+    }
     removed_max, kept_median = removal_stats(scores, kept)
-    settings = {"ratio": ratio, "threshold": threshold, "threshold_used": threshold_used,
-                "min_keep": min_keep, "round_to": round_to, "max_group_ratio": max_group_ratio,
-                "importance": "max |gamma| over a group's BNs",
-                "removed_importance_max": removed_max, "kept_importance_median": kept_median}
+    settings = {
+        "ratio": ratio,
+        "threshold": threshold,
+        "threshold_used": threshold_used,
+        "min_keep": min_keep,
+        "round_to": round_to,
+        "max_group_ratio": max_group_ratio,
+        "importance": "max |gamma| over a group's BNs",
+        "removed_importance_max": removed_max,
+        "kept_importance_median": kept_median,
+    }
     return Plan(kept, {g.name: g.size for g in groups}, fingerprint(graph), settings)
 
 
@@ -155,8 +180,10 @@ def removal_stats(scores: dict[Group, torch.Tensor], kept: dict[str, list[int]])
 def resolve(graph: Graph, plan: Plan) -> dict[Group, list[int]]:
     """Check a plan against the graph (same architecture, valid indices, equal halves) and map it to groups."""
     if plan.fingerprint != fingerprint(graph):
-        raise YoloslimError("the plan was made for a different architecture than this model; "
-                            "make a new plan for it with 'yoloslim prune'")
+        raise YoloslimError(
+            "the plan was made for a different architecture than this model; "
+            "make a new plan for it with 'yoloslim prune'"
+        )
     by_name = {g.name: g for g in graph.groups()}
     out = {}
     for name, kept in plan.kept.items():
@@ -169,6 +196,8 @@ def resolve(graph: Graph, plan: Plan) -> dict[Group, list[int]]:
     for members in graph.tie_classes():
         n = {len(out.get(g, range(g.size))) for g in members}
         if len(n) > 1:
-            raise YoloslimError(f"the plan keeps unequal counts {sorted(n)} in the halves of {members[0].name}; "
-                                "a chunk/split needs equal halves")
+            raise YoloslimError(
+                f"the plan keeps unequal counts {sorted(n)} in the halves of {members[0].name}; "
+                "a chunk/split needs equal halves"
+            )
     return out

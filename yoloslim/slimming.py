@@ -7,7 +7,7 @@ import copy
 from torch import nn
 
 from . import YoloslimError, surgery
-from .blocks import build_graph
+from .blocks import build_graph, refresh
 from .graph import Graph, UnsupportedModuleError
 from .plan import MAX_GROUP_RATIO, Plan, make_plan, resolve
 
@@ -21,10 +21,12 @@ def graph_of(model: nn.Module) -> Graph:
 
 def prune_in_place(model: nn.Module, graph: Graph, plan: Plan, compensate: bool = True) -> None:
     surgery.apply(model, graph, resolve(graph, plan), compensate=compensate)
+    refresh(model)  # the blocks' channel attributes (e.g. C2f.c) follow the sliced convs
 
 
-def pruned_copy(model: nn.Module, ratio: float, min_keep=0.05, round_to: int = 1,
-                max_group_ratio: float = MAX_GROUP_RATIO) -> tuple[nn.Module, Plan]:
+def pruned_copy(
+    model: nn.Module, ratio: float, min_keep=0.05, round_to: int = 1, max_group_ratio: float = MAX_GROUP_RATIO
+) -> tuple[nn.Module, Plan]:
     """model pruned at ratio, as a new module (model is left as it was), and its plan."""
     model = copy.deepcopy(model)
     graph = graph_of(model)

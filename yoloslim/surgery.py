@@ -43,10 +43,7 @@ def apply(model: nn.Module, graph: Graph, kept: dict[Group, list[int]], compensa
     for conv, idx in in_idx.items():
         if len(idx) < conv.in_channels:
             slice_inputs(conv, sorted(idx))
-
-    from .blocks import refresh
-
-    refresh(model)
+    # the modules' own attributes (channel counts such as C2f.c) are updated by the adapter: blocks.refresh
 
 
 def measure_constants(model: nn.Module, removed: dict[Group, list[int]]) -> dict:

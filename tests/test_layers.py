@@ -1,0 +1,60 @@
+"""The layer rule: the core imports no Ultralytics and nothing above it; no module imports from a layer above."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).parent.parent / "yoloslim"
+# lowest first; a module may import from its own layer and the ones before it
+LAYERS = [
+    {"__init__", "log", "io"},  # shared basics (__init__ only for YoloslimError, see below)
+    {"graph", "plan", "surgery", "sparsity"},  # core: pure torch
+    {"args", "blocks", "checkpoint", "measure", "slimming", "trainer", "data", "report"},  # the Ultralytics adapter
+    {"pruning", "levels", "onnx_export", "sweep", "flow", "study"},  # the verbs
+    {"cli"},
+]
+CORE = LAYERS[1]
+
+
+def imports(path: Path) -> set[str]:
+    """Modules of the package (first name after yoloslim.) and top-level packages a file imports, anywhere."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: from . import x / from .x import y / from ..graph import z
+                base = (node.module or "").split(".")[0]
+                inside_blocks = path.parent.name == "blocks" and node.level == 1
+                if inside_blocks:
+                    out.add("blocks")
+                elif base:
+                    out.add(base)
+                else:
+                    out.update(alias.name for alias in node.names)
+            else:
+                out.add((node.module or "").split(".")[0])
+        elif isinstance(node, ast.Import):
+            out.update(alias.name.split(".")[0] for alias in node.names)
+    return out
+
+
+def layer_of(name: str) -> int:
+    return next(i for i, layer in enumerate(LAYERS) if name in layer)
+
+
+def test_the_core_imports_no_ultralytics():
+    for name in CORE:
+        used = imports(PACKAGE / f"{name}.py")
+        assert "ultralytics" not in used, name
+
+
+def test_no_module_imports_from_a_layer_above():
+    files = [p for p in PACKAGE.glob("*.py")] + [PACKAGE / "blocks"]
+    for path in files:
+        name = path.stem if path.suffix else path.name
+        sources = [path] if path.suffix else sorted(path.glob("*.py"))
+        for source in sources:
+            for used in imports(source) & set().union(*LAYERS):
+                if used == "__init__" or (name == "__init__"):
+                    continue  # the package's own __init__ re-exports the verbs: the API on top
+                if used == "YoloslimError":
+                    continue
+                assert layer_of(used) <= layer_of(name), f"{source.name} ({name}) imports {used}, a layer above"

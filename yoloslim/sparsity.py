@@ -1,0 +1,55 @@
+"""The sparsity penalty on BN gammas and its schedule: pure torch (the trainer adds its gradient; see trainer.py)."""
+
+from __future__ import annotations
+
+import torch
+
+MAX_GROUP_SHARE = 0.8  # wide, lowest: the most of one channel group they push to zero
+
+
+def sr_factor(schedule: str, progress: float, step_at: float) -> float:
+    """Multiplier of sr at a fraction `progress` of training."""
+    if schedule == "constant":
+        return 1.0
+    if schedule == "linear":
+        return max(0.0, 1.0 - progress)
+    return 1.0 if progress < step_at else 0.01  # "step": drop to sr/100 after step_at of the epochs
+
+
+def sparsity_penalty(
+    gammas: list[torch.Tensor], kind: str, share: float, groups: list[list[tuple[int, int, int]]] | None = None
+) -> torch.Tensor:
+    """The sparsity term per unit of sr.
+
+    gammas: the prunable BNs' gammas. groups: the pruner's channel groups, each a list of
+    (index into gammas, offset, size) for the BNs that write it (None: each BN is a group of its own).
+
+    l1:     sum |gamma|, Network Slimming's term.
+    lowest: sum |gamma| over the weakest round(share * N) of all N prunable channels, over every BN that
+            writes them. A channel's strength is its largest |gamma| (as the pruner ranks it) divided by the
+            mean strength of its group, because the size of a layer's gammas says nothing about the layer
+            (see the module docstring); at most MAX_GROUP_SHARE of any group is pushed, so no layer dies.
+            The loss decides where the zeros go: a channel it needs climbs out of the weakest share, and
+            the push moves on to the next weakest, in whichever layer that is.
+    wide:   the same, with strength divided by the group's total instead of its mean: a channel's share of
+            its group. One of 256 channels holds about 1/256, one of 16 about 1/16, so wide groups give up
+            channels first: those cost the network least (measured, see README)."""
+    if kind == "l1":
+        return sum(gamma.abs().sum() for gamma in gammas)
+    if groups is None:
+        groups = [[(i, 0, len(gamma))] for i, gamma in enumerate(gammas)]
+    # |gamma| of each group: one row per BN that writes it
+    magnitudes = [
+        torch.stack([gammas[i][offset : offset + size].abs() for i, offset, size in group]) for group in groups
+    ]
+    scores, caps = [], []
+    for magnitude in magnitudes:
+        strength = magnitude.detach().amax(0)
+        score = strength / (strength.sum() if kind == "wide" else strength.mean()).clamp_min(1e-12)
+        caps.append(int(MAX_GROUP_SHARE * len(score)))
+        score[score.argsort().argsort() >= caps[-1]] = torch.inf  # the group's strongest stay out of reach
+        scores.append(score)
+    everything = torch.cat(scores)
+    pushed = torch.zeros_like(everything)
+    pushed[everything.topk(min(round(share * len(everything)), sum(caps)), largest=False).indices] = 1
+    return sum((magnitude * part).sum() for magnitude, part in zip(magnitudes, pushed.split([len(s) for s in scores])))
