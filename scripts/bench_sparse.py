@@ -46,7 +46,7 @@ def main() -> None:
     import pandas as pd
 
     from yoloslim.data import synth
-    from yoloslim.flow import validate
+    from yoloslim.levels import accuracy
     from yoloslim.pruning import prune
     from yoloslim.trainer import PENALTIES, SPARSE_DEFAULTS, finetune, sparse, train
 
@@ -66,8 +66,19 @@ def main() -> None:
     data = Path(a.data)
     if not data.exists():
         data = synth(data.parent)
-    common = {"imgsz": a.imgsz, "batch": 16, "nbs": a.nbs, "workers": 2, "device": "cpu", "seed": a.seed,
-              "deterministic": True, "project": a.out, "exist_ok": True, "plots": False, "val": False}
+    common = {
+        "imgsz": a.imgsz,
+        "batch": 16,
+        "nbs": a.nbs,
+        "workers": 2,
+        "device": "cpu",
+        "seed": a.seed,
+        "deterministic": True,
+        "project": a.out,
+        "exist_ok": True,
+        "plots": False,
+        "val": False,
+    }
     pretrained = Path(a.out) / "pretrain" / "weights" / "best.pt"
     if not pretrained.exists():
         train("yolov8n.yaml", data, epochs=a.pretrain_epochs, name="pretrain", **common)
@@ -85,34 +96,52 @@ def main() -> None:
             best = finetune(slim.save_dir / "slim.pt", data, epochs=a.epochs, **tuned)
         run = Path(a.out) / tuned["name"]
         res = pd.read_csv(run / "results.csv")
-        rows.append({"model": "yolov8n", "run": kind, "epochs": f"{a.pretrain_epochs}+{a.epochs}",
-                     **validate(best, data, a.imgsz, batch=16),
-                     "gamma<1e-2": res.get("sparsity/gamma<1e-2", pd.Series([None])).iloc[-1],
-                     "gamma<1e-3": res.get("sparsity/gamma<1e-3", pd.Series([None])).iloc[-1],
-                     "s/epoch": epoch_seconds(run),
-                     "penalty s/epoch": epoch_seconds(run, "sparsity/penalty_s") if kind == "sparse" else 0.0,
-                     "wall_s": time.time() - start})
+        rows.append(
+            {
+                "model": "yolov8n",
+                "run": kind,
+                "epochs": f"{a.pretrain_epochs}+{a.epochs}",
+                **accuracy(best, data, a.imgsz, batch=16),
+                "gamma<1e-2": res.get("sparsity/gamma<1e-2", pd.Series([None])).iloc[-1],
+                "gamma<1e-3": res.get("sparsity/gamma<1e-3", pd.Series([None])).iloc[-1],
+                "s/epoch": epoch_seconds(run),
+                "penalty s/epoch": epoch_seconds(run, "sparsity/penalty_s") if kind == "sparse" else 0.0,
+                "wall_s": time.time() - start,
+            }
+        )
     for cfg in ("yolov5n.yaml", "yolo11n.yaml"):
         name = f"sparse-{cfg.removesuffix('.yaml')}"
         sparse(cfg, data, epochs=a.short_epochs, sr=a.sr, penalty=a.penalty, name=name, **common)
         res = pd.read_csv(Path(a.out) / name / "results.csv")
-        rows.append({"model": cfg.removesuffix(".yaml"), "run": "sparse", "epochs": a.short_epochs,
-                     "mAP50": res["metrics/mAP50(B)"].iloc[-1], "mAP50-95": res["metrics/mAP50-95(B)"].iloc[-1],
-                     "gamma<1e-2": res["sparsity/gamma<1e-2"].iloc[-1], "gamma<1e-3": res["sparsity/gamma<1e-3"].iloc[-1],
-                     "s/epoch": epoch_seconds(Path(a.out) / name),
-                     "penalty s/epoch": epoch_seconds(Path(a.out) / name, "sparsity/penalty_s")})
+        rows.append(
+            {
+                "model": cfg.removesuffix(".yaml"),
+                "run": "sparse",
+                "epochs": a.short_epochs,
+                "mAP50": res["metrics/mAP50(B)"].iloc[-1],
+                "mAP50-95": res["metrics/mAP50-95(B)"].iloc[-1],
+                "gamma<1e-2": res["sparsity/gamma<1e-2"].iloc[-1],
+                "gamma<1e-3": res["sparsity/gamma<1e-3"].iloc[-1],
+                "s/epoch": epoch_seconds(Path(a.out) / name),
+                "penalty s/epoch": epoch_seconds(Path(a.out) / name, "sparsity/penalty_s"),
+            }
+        )
     table = pd.DataFrame(rows)
     table.to_csv(Path(a.out) / "bench_sparse.csv", index=False)
     print(table.to_markdown(index=False, floatfmt=".4g"))
     plain, sp, start_slim = rows[0], rows[1], rows[2]
-    print(f"\n{a.penalty} sr={a.sr}: sparse mAP50-95 {sp['mAP50-95']:.4f} vs plain {plain['mAP50-95']:.4f} "
-          f"(diff {sp['mAP50-95'] - plain['mAP50-95']:+.4f}); prunable gammas < 1e-2: {sp['gamma<1e-2']:.1%}; "
-          f"per-epoch time overhead: penalty {sp['penalty s/epoch'] / (sp['s/epoch'] - sp['penalty s/epoch']):+.1%} "
-          f"(timed inside the trainer), wall clock {sp['s/epoch'] / plain['s/epoch'] - 1:+.1%} (sparse vs plain "
-          "epochs, with the machine's noise)")
-    print(f"the sparse model's zeros pruned from the start and trained as long: mAP50-95 {start_slim['mAP50-95']:.4f} "
-          f"(diff {start_slim['mAP50-95'] - plain['mAP50-95']:+.4f} vs plain: the slim network's own cost; sparse "
-          f"training's on top of it: {sp['mAP50-95'] - start_slim['mAP50-95']:+.4f})")
+    print(
+        f"\n{a.penalty} sr={a.sr}: sparse mAP50-95 {sp['mAP50-95']:.4f} vs plain {plain['mAP50-95']:.4f} "
+        f"(diff {sp['mAP50-95'] - plain['mAP50-95']:+.4f}); prunable gammas < 1e-2: {sp['gamma<1e-2']:.1%}; "
+        f"per-epoch time overhead: penalty {sp['penalty s/epoch'] / (sp['s/epoch'] - sp['penalty s/epoch']):+.1%} "
+        f"(timed inside the trainer), wall clock {sp['s/epoch'] / plain['s/epoch'] - 1:+.1%} (sparse vs plain "
+        "epochs, with the machine's noise)"
+    )
+    print(
+        f"the sparse model's zeros pruned from the start and trained as long: mAP50-95 {start_slim['mAP50-95']:.4f} "
+        f"(diff {start_slim['mAP50-95'] - plain['mAP50-95']:+.4f} vs plain: the slim network's own cost; sparse "
+        f"training's on top of it: {sp['mAP50-95'] - start_slim['mAP50-95']:+.4f})"
+    )
     print(f"gamma plot: {Path(a.out) / 'sparse' / 'gammas.png'}")
 
 

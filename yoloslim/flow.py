@@ -1,4 +1,4 @@
-"""The whole flow in one run folder: pretrain -> baseline | sparse -> prune at levels -> finetune -> val -> ONNX -> report.
+"""The whole flow in one run folder: pretrain -> baseline | sparse -> prune -> finetune -> val -> ONNX -> report.
 
 Sparse training starts from a trained model (what a user brings), so the penalty works on channels the
 network already uses and the loss can tell it which ones it needs (from a fresh init, an earlier, proximal
@@ -28,9 +28,10 @@ import shutil
 from pathlib import Path
 
 from . import YoloslimError
-from .log import LOGGER
 from .args import as_list, verb
 from .io import atomic_write, atomic_write_text, owned
+from .levels import accuracy
+from .log import LOGGER
 
 
 def banner(text: str) -> None:
@@ -51,24 +52,16 @@ class Metrics:
         return self.data[key]
 
 
-def validate(weights: Path, data, imgsz: int, batch: int) -> dict:
-    from ultralytics import YOLO
-
-    scratch = (Path(weights).parent / ".val").resolve()  # relative, Ultralytics would put it under its runs_dir
-    m = YOLO(str(weights)).val(data=str(data), imgsz=imgsz, batch=batch, plots=False, verbose=False,
-                              project=str(scratch), name=Path(weights).stem, exist_ok=True)
-    shutil.rmtree(scratch, ignore_errors=True)
-    return {"mAP50": float(m.box.map50), "mAP50-95": float(m.box.map)}
-
-
 def size_stats(weights: Path) -> dict:
     from .checkpoint import load_model
     from .measure import layer_stats
 
     model = load_model(weights)
-    return {"params": sum(p.numel() for p in model.parameters()),
-            "gflops": float(layer_stats(model, 640).gflops.sum()),
-            "pt_mb": Path(weights).stat().st_size / 2**20}
+    return {
+        "params": sum(p.numel() for p in model.parameters()),
+        "gflops": float(layer_stats(model, 640).gflops.sum()),
+        "pt_mb": Path(weights).stat().st_size / 2**20,
+    }
 
 
 def stage(out: Path, title: str, make) -> Path:
@@ -83,12 +76,28 @@ def stage(out: Path, title: str, make) -> Path:
 
 
 @verb("pipeline")
-def pipeline(model: str = "yolov8n.yaml", data: str | None = None, levels=(0.6, 0.7),
-             pretrain_epochs: int = 6, sparse_epochs: int = 10, finetune_epochs: int = 4, sr: float | None = None,
-             sr_step: float | None = None, penalty: str | None = None, sr_share: float = 0.6,
-             imgsz: int = 160, batch: int = 16, nbs: int = 16, workers: int = 2, device: str | None = None,
-             project: str = "runs/yoloslim", name: str = "pipeline", seed: int = 0, export: bool = True,
-             round_to: int = 8) -> Path:
+def pipeline(
+    model: str = "yolov8n.yaml",
+    data: str | None = None,
+    levels=(0.6, 0.7),
+    pretrain_epochs: int = 6,
+    sparse_epochs: int = 10,
+    finetune_epochs: int = 4,
+    sr: float | None = None,
+    sr_step: float | None = None,
+    penalty: str | None = None,
+    sr_share: float = 0.6,
+    imgsz: int = 160,
+    batch: int = 16,
+    nbs: int = 16,
+    workers: int = 2,
+    device: str | None = None,
+    project: str = "runs/yoloslim",
+    name: str = "pipeline",
+    seed: int = 0,
+    export: bool = True,
+    round_to: int = 8,
+) -> Path:
     """The whole flow in one resumable run folder: train, sparse train, prune at levels, finetune, export, report.
 
     pretrain_epochs: training of model= before anything else (0 when model= is already trained: a .pt).
@@ -120,75 +129,101 @@ def pipeline(model: str = "yolov8n.yaml", data: str | None = None, levels=(0.6, 
     check(data)
     run = Path(project) / name
     with owned(run):
-        return run_stages(run, model, data, levels, pretrain_epochs, sparse_epochs, finetune_epochs, settings, imgsz,
-                          batch, nbs, workers, device, seed, export, round_to)
+        from .pruning import prune
+        from .trainer import finetune, sparse, train
 
+        common = {
+            "imgsz": imgsz,
+            "batch": batch,
+            "nbs": nbs,
+            "workers": workers,
+            "device": device,
+            "seed": seed,
+            "project": str(run / "train"),
+            "exist_ok": True,
+            "plots": False,
+            "val": False,
+        }
+        after_pretrain = {**common, "warmup_epochs": 0}  # a trained model needs no warm-up
 
-def run_stages(run, model, data, levels, pretrain_epochs, sparse_epochs, finetune_epochs, settings, imgsz, batch,
-               nbs, workers, device, seed, export, round_to) -> Path:
-    from .pruning import prune
-    from .trainer import finetune, sparse, train
+        # What makes each stage's file; a stage's record includes the records of the stages it starts from.
+        made = {
+            "model": identity(model),
+            "data": identity(data),
+            "imgsz": imgsz,
+            "batch": batch,
+            "nbs": nbs,
+            "seed": seed,
+        }
+        if pretrain_epochs:
+            made = {**made, "pretrain_epochs": pretrain_epochs}
+        plan = {"pretrained.pt": made} if pretrain_epochs else {}
+        plan["baseline.pt"] = {**made, "sparse_epochs": sparse_epochs, "finetune_epochs": finetune_epochs}  # as long
+        plan["sparse.pt"] = {**made, "sparse_epochs": sparse_epochs, **settings}
+        for level in levels:
+            pruned = {**plan["sparse.pt"], "level": level, "round_to": round_to}
+            plan[f"prune-{level:g}/slim.pt"] = pruned
+            plan[f"slim-{level:g}-ft.pt"] = {**pruned, "finetune_epochs": finetune_epochs}
+        records = Records(run / "stages.json")
+        records.check(plan, run)
 
-    common = {"imgsz": imgsz, "batch": batch, "nbs": nbs, "workers": workers, "device": device, "seed": seed,
-              "project": str(run / "train"), "exist_ok": True, "plots": False, "val": False}
-    after_pretrain = {**common, "warmup_epochs": 0}  # a trained model needs no warm-up
+        metrics = Metrics(run / "metrics.json")
+        rows = []
+        start = Path(model)
+        if pretrain_epochs:
+            records.start("pretrained.pt", plan)
+            start = stage(
+                run / "pretrained.pt",
+                f"pretrain {model}: {pretrain_epochs} epochs",
+                lambda: resumable(train, run, "pretrain", model, data, epochs=pretrain_epochs, **common),
+            )
+            rows.append(row(metrics, "pretrained", start, data, imgsz, batch, level=0.0, export=False))
+        total = sparse_epochs + finetune_epochs
+        records.start("baseline.pt", plan)
+        baseline = stage(
+            run / "baseline.pt",
+            f"baseline: {total} more epochs of plain training",
+            lambda: resumable(train, run, "baseline", start, data, epochs=total, **after_pretrain),
+        )
+        records.start("sparse.pt", plan)
+        sparse_pt = stage(
+            run / "sparse.pt",
+            f"sparse training: {sparse_epochs} epochs",
+            lambda: resumable(sparse, run, "sparse", start, data, epochs=sparse_epochs, **settings, **after_pretrain),
+        )
+        rows += [
+            row(metrics, "baseline", baseline, data, imgsz, batch, level=0.0, export=export),
+            row(metrics, "sparse", sparse_pt, data, imgsz, batch, level=0.0, export=False),
+        ]
+        for level in levels:
+            tag = f"{level:g}"
+            slim = run / f"prune-{tag}" / "slim.pt"  # prune() writes slim.pt last, atomically
+            records.start(f"prune-{tag}/slim.pt", plan)
+            if slim.exists():
+                LOGGER.info(f"[skip] prune {tag}: {slim} exists")
+            else:
+                banner(f"prune {tag} of the prunable channels")
+                prune(sparse_pt, ratio=level, round_to=round_to, project=run, name=f"prune-{tag}", exist_ok=True)
+            rows.append(row(metrics, "pruned", slim, data, imgsz, batch, level=level, export=False))
+            records.start(f"slim-{tag}-ft.pt", plan)
+            ft = stage(
+                run / f"slim-{tag}-ft.pt",
+                f"finetune the {tag} slim model: {finetune_epochs} epochs",
+                lambda tag=tag, slim=slim: resumable(
+                    finetune, run, f"finetune-{tag}", slim, data, epochs=finetune_epochs, **after_pretrain
+                ),
+            )
+            rows.append(row(metrics, "finetuned", ft, data, imgsz, batch, level=level, export=export))
 
-    # What makes each stage's file; a stage's record includes the records of the stages it starts from.
-    made = {"model": identity(model), "data": identity(data), "imgsz": imgsz, "batch": batch, "nbs": nbs,
-            "seed": seed}
-    if pretrain_epochs:
-        made = {**made, "pretrain_epochs": pretrain_epochs}
-    plan = {"pretrained.pt": made} if pretrain_epochs else {}
-    plan["baseline.pt"] = {**made, "sparse_epochs": sparse_epochs, "finetune_epochs": finetune_epochs}  # as long
-    plan["sparse.pt"] = {**made, "sparse_epochs": sparse_epochs, **settings}
-    for level in levels:
-        pruned = {**plan["sparse.pt"], "level": level, "round_to": round_to}
-        plan[f"prune-{level:g}/slim.pt"] = pruned
-        plan[f"slim-{level:g}-ft.pt"] = {**pruned, "finetune_epochs": finetune_epochs}
-    records = Records(run / "stages.json")
-    records.check(plan, run)
+        banner("report")
+        from .report import pipeline_report
 
-    metrics = Metrics(run / "metrics.json")
-    rows = []
-    start = Path(model)
-    if pretrain_epochs:
-        records.start("pretrained.pt", plan)
-        start = stage(run / "pretrained.pt", f"pretrain {model}: {pretrain_epochs} epochs",
-                      lambda: resumable(train, run, "pretrain", model, data, epochs=pretrain_epochs, **common))
-        rows.append(row(metrics, "pretrained", start, data, imgsz, batch, level=0.0, export=False))
-    total = sparse_epochs + finetune_epochs
-    records.start("baseline.pt", plan)
-    baseline = stage(run / "baseline.pt", f"baseline: {total} more epochs of plain training",
-                     lambda: resumable(train, run, "baseline", start, data, epochs=total, **after_pretrain))
-    records.start("sparse.pt", plan)
-    sparse_pt = stage(run / "sparse.pt", f"sparse training: {sparse_epochs} epochs",
-                      lambda: resumable(sparse, run, "sparse", start, data, epochs=sparse_epochs,
-                                        **settings, **after_pretrain))
-    rows += [row(metrics, "baseline", baseline, data, imgsz, batch, level=0.0, export=export),
-             row(metrics, "sparse", sparse_pt, data, imgsz, batch, level=0.0, export=False)]
-    for level in levels:
-        tag = f"{level:g}"
-        slim = run / f"prune-{tag}" / "slim.pt"  # prune() writes slim.pt last, atomically
-        records.start(f"prune-{tag}/slim.pt", plan)
-        if slim.exists():
-            LOGGER.info(f"[skip] prune {tag}: {slim} exists")
-        else:
-            banner(f"prune {tag} of the prunable channels")
-            prune(sparse_pt, ratio=level, round_to=round_to, project=run, name=f"prune-{tag}", exist_ok=True)
-        rows.append(row(metrics, "pruned", slim, data, imgsz, batch, level=level, export=False))
-        records.start(f"slim-{tag}-ft.pt", plan)
-        ft = stage(run / f"slim-{tag}-ft.pt", f"finetune the {tag} slim model: {finetune_epochs} epochs",
-                   lambda: resumable(finetune, run, f"finetune-{tag}", slim, data, epochs=finetune_epochs,
-                                     **after_pretrain))
-        rows.append(row(metrics, "finetuned", ft, data, imgsz, batch, level=level, export=export))
-
-    banner("report")
-    from .report import pipeline_report
-
-    table = pipeline_report(rows, run)
-    LOGGER.info(table.to_markdown(index=False, floatfmt=".4g"))
-    LOGGER.info(f"\nrun folder: {run.resolve()}\n  report: {run / 'report.md'}, {run / 'report.csv'}, {run / 'report.png'}")
-    return run
+        table = pipeline_report(rows, run)
+        LOGGER.info(table.to_markdown(index=False, floatfmt=".4g"))
+        LOGGER.info(
+            f"\nrun folder: {run.resolve()}\n  report: {run / 'report.md'}, {run / 'report.csv'}, {run / 'report.png'}"
+        )
+        return run
 
 
 def identity(source) -> str:
@@ -212,14 +247,17 @@ class Records:
             had = self.data.get(stage_file)
             if had is None:
                 if (run / stage_file).exists():
-                    raise YoloslimError(f"{run / stage_file} exists but {self.path.name} does not say what made it; "
-                                        "give another name= for a new run")
+                    raise YoloslimError(
+                        f"{run / stage_file} exists but {self.path.name} does not say what made it; "
+                        "give another name= for a new run"
+                    )
                 continue
             for key in sorted(set(had) | set(wanted)):
                 if had.get(key) != wanted.get(key):
                     raise YoloslimError(
                         f"{run} was started with {key}={had.get(key)}, not {key}={wanted.get(key)} (its {stage_file}); "
-                        f"rerun with {key}={had.get(key)} to resume it, or give another name= for a new run")
+                        f"rerun with {key}={had.get(key)} to resume it, or give another name= for a new run"
+                    )
 
     def start(self, stage_file: str, plan: dict) -> None:
         if stage_file not in self.data:
@@ -241,12 +279,13 @@ def resumable(train_fn, run: Path, name: str, model, data, **kwargs) -> Path:
     return train_fn(model, data, name=name, **kwargs)
 
 
-def row(metrics: Metrics, stage_name: str, weights: Path, data, imgsz: int, batch: int, level: float,
-        export: bool) -> dict:
+def row(
+    metrics: Metrics, stage_name: str, weights: Path, data, imgsz: int, batch: int, level: float, export: bool
+) -> dict:
     key = weights.stem if weights.name != "slim.pt" else f"{weights.parent.name}-slim"
     out = {"stage": stage_name, "level": level, "weights": str(weights)}
     out.update(metrics.get(f"{key}/size", lambda: size_stats(weights)))
-    out.update(metrics.get(f"{key}/val", lambda: validate(weights, data, imgsz, batch)))
+    out.update(metrics.get(f"{key}/val", lambda: accuracy(weights, data, imgsz, batch)))
     if export:
         out.update(metrics.get(f"{key}/onnx", lambda: onnx_stats(weights, imgsz)))
     return out
@@ -256,5 +295,9 @@ def onnx_stats(weights: Path, imgsz: int) -> dict:
     from .onnx_export import export_checked
 
     onnx, report = export_checked(weights, imgsz=imgsz, runs=50, threads=1, verbose=True)
-    return {"onnx": str(onnx), "onnx_mb": Path(onnx).stat().st_size / 2**20,
-            "latency_ms": report["latency"]["median_ms"], "onnx_max_diff": max(report["max_diff"].values())}
+    return {
+        "onnx": str(onnx),
+        "onnx_mb": Path(onnx).stat().st_size / 2**20,
+        "latency_ms": report["latency"]["median_ms"],
+        "onnx_max_diff": max(report["max_diff"].values()),
+    }

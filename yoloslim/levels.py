@@ -22,7 +22,10 @@ GRID = [round(i / 100, 2) for i in range(1, 100)]
 
 
 def size(model: nn.Module, imgsz: int) -> dict:
-    return {"params": sum(p.numel() for p in model.parameters()), "gflops": float(layer_stats(model, imgsz).gflops.sum())}
+    return {
+        "params": sum(p.numel() for p in model.parameters()),
+        "gflops": float(layer_stats(model, imgsz).gflops.sum()),
+    }
 
 
 def latency_ms(model: nn.Module, imgsz: int, runs: int = 30, threads: int = 1) -> float:
@@ -34,18 +37,26 @@ def latency_ms(model: nn.Module, imgsz: int, runs: int = 30, threads: int = 1) -
     return report["latency"]["median_ms"]
 
 
-def accuracy(model: nn.Module, data, imgsz: int, batch: int = 16) -> dict:
-    """mAP50 and mAP50-95 of the model on data's val split at imgsz (Ultralytics' validator)."""
+def accuracy(model: nn.Module | str | Path, data, imgsz: int, batch: int = 16) -> dict:
+    """mAP50 and mAP50-95 of a module or a .pt on data's val split at imgsz (Ultralytics' validator)."""
     from ultralytics import YOLO
     from ultralytics.utils import LOGGER as ULTRALYTICS
 
     level = ULTRALYTICS.level
     with tempfile.TemporaryDirectory(prefix="yoloslim-val-") as tmp:
-        weights = save_checkpoint(model, Path(tmp) / "m.pt")
+        weights = model if isinstance(model, (str, Path)) else save_checkpoint(model, Path(tmp) / "m.pt")
         try:
             ULTRALYTICS.setLevel("WARNING")  # one validation per level: their summaries would bury ours
-            m = YOLO(str(weights)).val(data=str(data), imgsz=imgsz, batch=batch, plots=False, verbose=False,
-                                       project=tmp, name="val", exist_ok=True)
+            m = YOLO(str(weights)).val(
+                data=str(data),
+                imgsz=imgsz,
+                batch=batch,
+                plots=False,
+                verbose=False,
+                project=tmp,
+                name="val",
+                exist_ok=True,
+            )
         finally:
             ULTRALYTICS.setLevel(level)
     return {"mAP50": float(m.box.map50), "mAP50-95": float(m.box.map)}
@@ -86,14 +97,15 @@ def boundary(ok, levels: list[float]) -> float | None:
     return levels[lo]
 
 
-def find_level(model: nn.Module, budget: dict, imgsz: int, data=None, val_imgsz: int = 320, batch: int = 16,
-               **plan_args) -> dict:
+def find_level(
+    model: nn.Module, budget: dict, imgsz: int, data=None, val_imgsz: int = 320, batch: int = 16, **plan_args
+) -> dict:
     """The level a budget asks for, and what it reached.
 
     budget: one of gflops= or params= (at most this much: the lowest level that fits), latency_ms= or speedup=
     (onnxruntime CPU at imgsz: the lowest level that is that fast), max_drop= (mAP50-95 on data at val_imgsz:
     the highest level whose pruned model loses at most that much against the unpruned one)."""
-    (key, value), = budget.items()
+    ((key, value),) = budget.items()
     top = highest_valid(model, **plan_args)
     levels = [lv for lv in GRID if lv <= top]
     measured = {}
@@ -102,8 +114,10 @@ def find_level(model: nn.Module, budget: dict, imgsz: int, data=None, val_imgsz:
         return pruned_copy(model, level, **plan_args)[0]
 
     if key in ("gflops", "params"):
+
         def measure(level):
             return size(at(level), imgsz)[key]
+
         reference = size(model, imgsz)[key]
         fits = lambda level: measured.setdefault(level, measure(level)) <= value  # noqa: E731
         what = f"{key}={value:g}"
@@ -115,21 +129,43 @@ def find_level(model: nn.Module, budget: dict, imgsz: int, data=None, val_imgsz:
         what = f"{key}={value:g} ({target:.1f} ms against {base:.1f} ms unpruned, onnxruntime CPU at {imgsz})"
     else:  # max_drop
         reference = accuracy(model, data, val_imgsz, batch)["mAP50-95"]
-        keeps = lambda level: reference - measured.setdefault(  # noqa: E731
-            level, accuracy(at(level), data, val_imgsz, batch)["mAP50-95"]) <= value
+        keeps = (
+            lambda level: reference
+            - measured.setdefault(  # noqa: E731
+                level, accuracy(at(level), data, val_imgsz, batch)["mAP50-95"]
+            )
+            <= value
+        )
         level = boundary(keeps, levels)
         if level is None:
-            raise YoloslimError(f"max_drop={value:g}: even level {levels[0]} loses more mAP50-95 "
-                                f"({reference - measured[levels[0]]:.4f} at {val_imgsz} px); allow a larger drop")
-        return {"budget": key, "value": value, "level": level, "reached": measured.get(level),
-                "unpruned": reference, "tried": len(measured), "val_imgsz": val_imgsz}
+            raise YoloslimError(
+                f"max_drop={value:g}: even level {levels[0]} loses more mAP50-95 "
+                f"({reference - measured[levels[0]]:.4f} at {val_imgsz} px); allow a larger drop"
+            )
+        return {
+            "budget": key,
+            "value": value,
+            "level": level,
+            "reached": measured.get(level),
+            "unpruned": reference,
+            "tried": len(measured),
+            "val_imgsz": val_imgsz,
+        }
     # sizes and latency fall as the level rises: the lowest level that fits is a boundary of "does not fit"
     if not fits(levels[-1]):
-        raise YoloslimError(f"{what} cannot be reached: the most this model can be pruned (level {levels[-1]}, "
-                            f"with min_keep/max_group_ratio) gives {measured[levels[-1]]:.4g}; raise the budget")
+        raise YoloslimError(
+            f"{what} cannot be reached: the most this model can be pruned (level {levels[-1]}, "
+            f"with min_keep/max_group_ratio) gives {measured[levels[-1]]:.4g}; raise the budget"
+        )
     if fits(levels[0]):
         level = levels[0]
     else:
         level = levels[levels.index(boundary(lambda lv: not fits(lv), levels)) + 1]
-    return {"budget": key, "value": value, "level": level, "reached": measured[level], "unpruned": reference,
-            "tried": len(measured)}
+    return {
+        "budget": key,
+        "value": value,
+        "level": level,
+        "reached": measured[level],
+        "unpruned": reference,
+        "tried": len(measured),
+    }
