@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test test-fast lint install clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	YOLO_OFFLINE=1 $(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	YOLO_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check yoloslim tests scripts
+	$(BIN)/ruff format --check yoloslim tests scripts
 
 clean:
 	rm -rf $(VENV) runs
