@@ -80,8 +80,9 @@ def bench_model(cfg: str, ratios, round_tos, imgsz: int, threads: int, runs: int
         for n in round_tos:
             label = f"{r:g}" if len(round_tos) == 1 else f"{r:g} /{n}"
             variants[(label, r, n)] = prune(base, ratio=r, round_to=n, imgsz=imgsz, save=False, verbose=False).model
-    rows = measure_many({label: m for (label, _, _), m in variants.items()}, imgsz=imgsz, threads=threads,
-                        runs=runs, warmup=warmup)
+    rows = measure_many(
+        {label: m for (label, _, _), m in variants.items()}, imgsz=imgsz, threads=threads, runs=runs, warmup=warmup
+    )
     table = pd.DataFrame(rows).rename(columns={"model": "level"})  # measure_many's label is our level
     table.insert(0, "model", cfg.removesuffix(".yaml"))
     table["ratio"] = [r for _, r, _ in variants]
@@ -115,9 +116,11 @@ def main(argv=None):
     import torch
 
     torch.set_num_threads(a.threads)
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, onnxruntime {onnxruntime.__version__},"
-          f" {a.threads} thread(s), imgsz {a.imgsz}, median of {a.runs} runs after {a.warmup} warm-up, levels of a "
-          f"model timed interleaved; load average before: {os.getloadavg()[0]:.2f}")
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, onnxruntime {onnxruntime.__version__},"
+        f" {a.threads} thread(s), imgsz {a.imgsz}, median of {a.runs} runs after {a.warmup} warm-up, levels of a "
+        f"model timed interleaved; load average before: {os.getloadavg()[0]:.2f}"
+    )
     tables = []
     for cfg in a.models:
         tables.append(bench_model(cfg, a.ratios, a.round_to, a.imgsz, a.threads, a.runs, a.warmup, a.seed))
@@ -127,8 +130,19 @@ def main(argv=None):
 
     show = table.copy()
     show["params"] = show.params.map("{:,}".format)
-    columns = ["model", "level", "params", "gflops", "gflops_ratio", "median_ms", "p90_ms", "speedup",
-               "speedup_per_gflops_ratio", "max_diff", "max_diff_checked"]
+    columns = [
+        "model",
+        "level",
+        "params",
+        "gflops",
+        "gflops_ratio",
+        "median_ms",
+        "p90_ms",
+        "speedup",
+        "speedup_per_gflops_ratio",
+        "max_diff",
+        "max_diff_checked",
+    ]
     print()
     print(show[[c for c in columns if c in show]].to_markdown(index=False, floatfmt=".3g"))
     print(f"\nload average after: {os.getloadavg()[0]:.2f}; saved {a.out}")

@@ -58,19 +58,31 @@ def main() -> None:
     work = Path(a.work)
     if not Path(a.data).exists():
         yoloslim.synth_data(Path(a.data).parent)
-    common = {"imgsz": a.train_imgsz, "batch": 16, "nbs": 16, "workers": 2, "seed": 0, "plots": False,
-              "val": False, "project": str(work.resolve()), "exist_ok": True}
+    common = {
+        "imgsz": a.train_imgsz,
+        "batch": 16,
+        "nbs": 16,
+        "workers": 2,
+        "seed": 0,
+        "plots": False,
+        "val": False,
+        "project": str(work.resolve()),
+        "exist_ok": True,
+    }
     plain = work / "plain" / "weights" / "best.pt"
     if not plain.exists():
         yoloslim.train("yolov8n.yaml", a.data, epochs=a.pretrain_epochs, name="plain", **common)
     sparse_pt = work / "sparse" / "sparse.pt"  # where yoloslim sparse copies best.pt
     if not sparse_pt.exists():
-        yoloslim.sparse(plain, a.data, epochs=a.sparse_epochs, sr_share=0.6, name="sparse", warmup_epochs=0,
-                        **common)
+        yoloslim.sparse(plain, a.data, epochs=a.sparse_epochs, sr_share=0.6, name="sparse", warmup_epochs=0, **common)
 
     OUT.mkdir(parents=True, exist_ok=True)
-    summary = {"imgsz": a.imgsz, "pretrain_epochs": a.pretrain_epochs, "sparse_epochs": a.sparse_epochs,
-               "train_imgsz": a.train_imgsz}
+    summary = {
+        "imgsz": a.imgsz,
+        "pretrain_epochs": a.pretrain_epochs,
+        "sparse_epochs": a.sparse_epochs,
+        "train_imgsz": a.train_imgsz,
+    }
 
     start = time.perf_counter()
     table = yoloslim.sweep(sparse_pt, data=a.data, imgsz=a.imgsz, project=str(work), name="sweep")
@@ -85,11 +97,17 @@ def main() -> None:
     model = load_model(sparse_pt)
     level = found["level"]
     following = GRID[GRID.index(level) + 1] if level < GRID[-1] else None
-    summary.update(max_drop=0.01, sparse_map=found["unpruned"], picked_level=level, picked_map=found["reached"],
-                   next_level=following,
-                   next_map=accuracy(pruned_copy(model, following)[0], a.data, a.imgsz)["mAP50-95"] if following else None)
-    summary["boundary_holds"] = (found["unpruned"] - summary["picked_map"] <= 0.01
-                                 and (following is None or found["unpruned"] - summary["next_map"] > 0.01))
+    summary.update(
+        max_drop=0.01,
+        sparse_map=found["unpruned"],
+        picked_level=level,
+        picked_map=found["reached"],
+        next_level=following,
+        next_map=accuracy(pruned_copy(model, following)[0], a.data, a.imgsz)["mAP50-95"] if following else None,
+    )
+    summary["boundary_holds"] = found["unpruned"] - summary["picked_map"] <= 0.01 and (
+        following is None or found["unpruned"] - summary["next_map"] > 0.01
+    )
 
     rows = []
     for cfg in ("yolov5n.yaml", "yolov8n.yaml", "yolo11n.yaml"):
@@ -101,10 +119,20 @@ def main() -> None:
             got = result.plan.settings["budget"]
             lower = GRID[GRID.index(got["level"]) - 1] if got["level"] > GRID[0] else None
             lower_value = size(pruned_copy(base, lower, round_to=8)[0], 640)[key] if lower else None
-            rows.append({"model": cfg, "budget": key, "asked": budget, "reached": got["reached"],
-                         "unpruned": got["unpruned"], "level": got["level"], "met": got["reached"] <= budget,
-                         "one_step_lower": lower, "one_step_lower_value": lower_value,
-                         "one_step_lower_fits": lower_value is not None and lower_value <= budget})
+            rows.append(
+                {
+                    "model": cfg,
+                    "budget": key,
+                    "asked": budget,
+                    "reached": got["reached"],
+                    "unpruned": got["unpruned"],
+                    "level": got["level"],
+                    "met": got["reached"] <= budget,
+                    "one_step_lower": lower,
+                    "one_step_lower_value": lower_value,
+                    "one_step_lower_fits": lower_value is not None and lower_value <= budget,
+                }
+            )
     budgets = pd.DataFrame(rows)
     budgets.to_csv(OUT / "budgets.csv", index=False)
 
@@ -122,8 +150,9 @@ def main() -> None:
             summary[f"{name}_at_{level:g}_cap_{cap:g}_map"] = accuracy(capped, a.data, a.imgsz)["mAP50-95"]
             summary[f"{name}_at_{level:g}_cap_{cap:g}_most_removed_of_a_group"] = round(most, 3)
     pd.DataFrame([summary]).to_csv(OUT / "summary.csv", index=False)
-    logging.getLogger("yoloslim").info("\n" + budgets.to_markdown(index=False, floatfmt=".4g") + "\n\n" +
-                                       pd.Series(summary).to_string())
+    logging.getLogger("yoloslim").info(
+        "\n" + budgets.to_markdown(index=False, floatfmt=".4g") + "\n\n" + pd.Series(summary).to_string()
+    )
 
 
 def torch_gammas(model):

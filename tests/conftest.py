@@ -9,6 +9,8 @@ SCALES = "nsmlx"
 FAMILIES = ("yolov5", "yolov8", "yolo11")
 ALL_CONFIGS = [f"{f}{s}.yaml" for f in FAMILIES for s in SCALES]
 SMALL_CONFIGS = [f"{f}n.yaml" for f in FAMILIES]
+# every config, the m/l/x ones marked slow: 'make test-fast' proves n and s, 'make test' all fifteen
+EVERY_CONFIG = [pytest.param(c, marks=pytest.mark.slow) if c[-6] in "mlx" else c for c in ALL_CONFIGS]
 
 
 def build(cfg: str, seed: int = 0, nc: int | None = None):
@@ -69,5 +71,18 @@ def tiny_data(tmp_path_factory):
 
 
 def tiny_train_args(tmp_path, **kw):
-    return {"epochs": 1, "imgsz": 64, "batch": 4, "nbs": 4, "workers": 0, "device": "cpu", "plots": False,
-            "project": str(tmp_path), "exist_ok": True, "warmup_epochs": 0, "seed": 0, "deterministic": True, **kw}
+    return {
+        "epochs": 1,
+        "imgsz": 64,
+        "batch": 4,
+        "nbs": 4,
+        "workers": 0,
+        "device": "cpu",
+        "plots": False,
+        "project": str(tmp_path),
+        "exist_ok": True,
+        "warmup_epochs": 0,
+        "seed": 0,
+        "deterministic": True,
+        **kw,
+    }

@@ -7,9 +7,11 @@ import sys
 
 import pytest
 import torch
+from conftest import build, tiny_train_args
 
 import yoloslim
-from conftest import build, tiny_train_args
+
+pytestmark = pytest.mark.slow  # real trainings
 
 
 def n_params(model) -> int:
@@ -17,8 +19,20 @@ def n_params(model) -> int:
 
 
 def test_the_verbs_are_functions_at_the_top():
-    for name in ("prune", "inspect", "train", "sparse", "finetune", "export", "pipeline", "compare", "check_data",
-                 "synth_data", "SlimTrainer", "SparseTrainer"):
+    for name in (
+        "prune",
+        "inspect",
+        "train",
+        "sparse",
+        "finetune",
+        "export",
+        "pipeline",
+        "compare",
+        "check_data",
+        "synth_data",
+        "SlimTrainer",
+        "SparseTrainer",
+    ):
         assert name in yoloslim.__all__ and callable(getattr(yoloslim, name)), name
         assert getattr(yoloslim, name).__doc__, name
     from yoloslim.cli import load_verbs
@@ -64,8 +78,9 @@ def test_stock_train_with_yoloslims_trainers(tiny_data, tmp_path):
     assert (args.sr, args.penalty, args.sr_share) == (2.0, "lowest", 0.42)
     assert (tmp_path / "sparse" / "gammas.csv").exists()
 
-    launch = generate_ddp_file(trainer(overrides={"model": str(result.slim), "data": str(tiny_data),
-                                                  **tiny_train_args(tmp_path, name="ddp")}))
+    launch = generate_ddp_file(
+        trainer(overrides={"model": str(result.slim), "data": str(tiny_data), **tiny_train_args(tmp_path, name="ddp")})
+    )
     state = torch_load(launch.replace(".py", ".pt"), map_location="cpu")
     assert issubclass(state["trainer"], yoloslim.SparseTrainer) and state["args"]["sr"] == 2.0
     with pytest.raises(yoloslim.YoloslimError, match="not srr"):
@@ -94,8 +109,10 @@ def test_sparsity_metrics_reach_tensorboard(tiny_data, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     args = tiny_train_args(tmp_path, name="tb", epochs=2)
-    code = ("from ultralytics.utils import SETTINGS\nSETTINGS.update(tensorboard=True)\nimport yoloslim\n"
-            f"yoloslim.sparse('yolov8n.yaml', data={str(tiny_data)!r}, **{args!r})")
+    code = (
+        "from ultralytics.utils import SETTINGS\nSETTINGS.update(tensorboard=True)\nimport yoloslim\n"
+        f"yoloslim.sparse('yolov8n.yaml', data={str(tiny_data)!r}, **{args!r})"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     env.update(YOLO_CONFIG_DIR=str(tmp_path / "config"), YOLO_OFFLINE="1")  # the user's settings stay untouched
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)

@@ -9,8 +9,20 @@ from yoloslim import YoloslimError
 from yoloslim.cli import main
 from yoloslim.study import compare
 
-TINY = {"levels": "0.5", "pretrain_epochs": 1, "sparse_epochs": 1, "finetune_epochs": 1, "imgsz": 64, "batch": 4, "workers": 0,
-        "sr": 0.5, "export": False}
+pytestmark = pytest.mark.slow  # real trainings
+
+
+TINY = {
+    "levels": "0.5",
+    "pretrain_epochs": 1,
+    "sparse_epochs": 1,
+    "finetune_epochs": 1,
+    "imgsz": 64,
+    "batch": 4,
+    "workers": 0,
+    "sr": 0.5,
+    "export": False,
+}
 
 
 def test_compare_two_models_in_one_table(tiny_data, tmp_path, capsys):
@@ -47,6 +59,7 @@ def test_compare_bad_runs_folder(tmp_path, capsys):
 def test_same_named_models_get_their_own_runs(tiny_data, tmp_path):
     """a/last.pt and b/last.pt: two pipelines, two rows each, not the first model twice."""
     from conftest import build
+
     from yoloslim.checkpoint import save_checkpoint
 
     a = save_checkpoint(build("yolov8n.yaml", nc=2), tmp_path / "a" / "last.pt")

@@ -17,8 +17,11 @@ TINY = dict(train=8, val=4, imgsz=64)
 
 def files_of(folder: Path) -> dict[str, bytes]:
     """Every file under `folder` (relative path -> bytes), data.yaml left out (it names its folder)."""
-    return {str(p.relative_to(folder)): p.read_bytes()
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "data.yaml"}
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != "data.yaml"
+    }
 
 
 def label_rows(folder: Path) -> list[list[str]]:
@@ -73,6 +76,7 @@ def test_layout_and_label_values(tiny):
         assert len(images) == count and images == labels
         assert all(p.suffix == ".jpg" for p in (root / "images" / split).iterdir())
     import cv2
+
     image = cv2.imread(str(next((root / "images" / "train").iterdir())))
     assert image.shape == (64, 64, 3)
     rows = label_rows(root)
@@ -142,9 +146,17 @@ def test_overwrite_never_replaces_the_current_folder(tmp_path, monkeypatch):
     assert (tmp_path / "work.txt").read_text() == "precious"
 
 
-@pytest.mark.parametrize("bad, word", [(dict(train=0), "train"), (dict(val=-1), "val"), (dict(imgsz=16), "imgsz"),
-                                       (dict(train=2.5), "train"), (dict(seed=-3), "seed"),
-                                       (dict(overwrite="maybe"), "overwrite")])
+@pytest.mark.parametrize(
+    "bad, word",
+    [
+        (dict(train=0), "train"),
+        (dict(val=-1), "val"),
+        (dict(imgsz=16), "imgsz"),
+        (dict(train=2.5), "train"),
+        (dict(seed=-3), "seed"),
+        (dict(overwrite="maybe"), "overwrite"),
+    ],
+)
 def test_bad_arguments_raise_clear_error(tmp_path, bad, word):
     with pytest.raises(YoloslimError, match=word) as info:
         synth(out=tmp_path / "tea", **{**TINY, **bad})
@@ -198,20 +210,37 @@ def set_yaml(root: Path, **changes) -> None:
     (root / "data.yaml").write_text(yaml.safe_dump(spec))
 
 
-@pytest.mark.parametrize("edit, expected", [
-    (lambda root: (root / "data.yaml").unlink(), "not found"),
-    (lambda root: (root / "data.yaml").write_text("train: [images/train\nval: x"), "not valid YAML"),
-    (lambda root: (root / "data.yaml").write_text("train: images/train\nval: images/val\n"), "lacks names:"),
-    (lambda root: shutil.rmtree(root / "images" / "val"), "not found"),
-    (lambda root: [p.unlink() for p in (root / "images" / "val").iterdir()], "no images"),
-    (lambda root: set_yaml(root, nc=3), "says nc: 3 but names: lists 2 classes"),
-    (lambda root: set_yaml(root, nc="two"), "nc: two must be a whole number"),
-    (lambda root: [p.write_text("7 0.5 0.5 0.2 0.2\n") for p in (root / "labels" / "val").iterdir()],
-     "none of its 4 images is usable"),
-    (lambda root: [p.write_bytes(b"not an image") for p in (root / "images" / "val").iterdir()],
-     "none of its 4 images is usable"),
-], ids=["missing-yaml", "bad-yaml", "no-names", "missing-split", "empty-split", "nc-vs-names", "nc-not-a-number",
-        "every-row-bad", "every-image-bad"])
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda root: (root / "data.yaml").unlink(), "not found"),
+        (lambda root: (root / "data.yaml").write_text("train: [images/train\nval: x"), "not valid YAML"),
+        (lambda root: (root / "data.yaml").write_text("train: images/train\nval: images/val\n"), "lacks names:"),
+        (lambda root: shutil.rmtree(root / "images" / "val"), "not found"),
+        (lambda root: [p.unlink() for p in (root / "images" / "val").iterdir()], "no images"),
+        (lambda root: set_yaml(root, nc=3), "says nc: 3 but names: lists 2 classes"),
+        (lambda root: set_yaml(root, nc="two"), "nc: two must be a whole number"),
+        (
+            lambda root: [p.write_text("7 0.5 0.5 0.2 0.2\n") for p in (root / "labels" / "val").iterdir()],
+            "none of its 4 images is usable",
+        ),
+        (
+            lambda root: [p.write_bytes(b"not an image") for p in (root / "images" / "val").iterdir()],
+            "none of its 4 images is usable",
+        ),
+    ],
+    ids=[
+        "missing-yaml",
+        "bad-yaml",
+        "no-names",
+        "missing-split",
+        "empty-split",
+        "nc-vs-names",
+        "nc-not-a-number",
+        "every-row-bad",
+        "every-image-bad",
+    ],
+)
 def test_check_fails_with_clear_message(tiny, tmp_path, edit, expected):
     data = broken(tiny, tmp_path, edit)
     with pytest.raises(YoloslimError) as info:
@@ -220,12 +249,15 @@ def test_check_fails_with_clear_message(tiny, tmp_path, edit, expected):
     assert expected in message and "\n" not in message
 
 
-@pytest.mark.parametrize("row, expected", [
-    ("1 0.5 0.5 0.2", "malformed label rows"),
-    ("0 0.5 0.5 two 0.2", "malformed label rows"),
-    ("0 0.5 1.7 0.2 0.2", "outside 0..1"),
-    ("7 0.5 0.5 0.2 0.2", "unknown class ids"),
-])
+@pytest.mark.parametrize(
+    "row, expected",
+    [
+        ("1 0.5 0.5 0.2", "malformed label rows"),
+        ("0 0.5 0.5 two 0.2", "malformed label rows"),
+        ("0 0.5 1.7 0.2 0.2", "outside 0..1"),
+        ("7 0.5 0.5 0.2 0.2", "unknown class ids"),
+    ],
+)
 def test_a_bad_row_drops_its_image_with_a_warning(tiny, tmp_path, capsys, row, expected):
     """As Ultralytics: the image with the bad row is dropped (named, with its line), the rest is used."""
     data = broken(tiny, tmp_path, lambda root: set_row(root, row))
@@ -242,6 +274,7 @@ def test_check_names_truncated_and_fake_images_and_drops_them(tiny, tmp_path, ca
         images = sorted((root / "images" / "train").glob("*.jpg"))
         images[0].write_bytes(images[0].read_bytes()[:300])  # truncated: the header reads, the pixels do not
         images[1].write_text("a text file named .jpg\n")
+
     data = broken(tiny, tmp_path, damage)
     before = {p: p.read_bytes() for p in data.parent.rglob("*") if p.is_file()}
     counts = check(data=data)
@@ -275,8 +308,12 @@ def test_check_accepts_what_ultralytics_accepts(tiny, tmp_path, monkeypatch):
 
 def test_cli_check_passes_on_good_dataset(tiny):
     env = {**os.environ, "YOLO_OFFLINE": "1"}
-    result = subprocess.run([sys.executable, "-m", "yoloslim.cli", "data", "check", f"data={tiny}"],
-                            capture_output=True, text=True, env=env, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "yoloslim.cli", "data", "check", f"data={tiny}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout
-

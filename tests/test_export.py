@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import build
+
 from yoloslim import YoloslimError
 from yoloslim.onnx_export import bus_image, check_onnx, export, export_checked, ort_latency, ort_session
 from yoloslim.pruning import prune
@@ -40,8 +40,9 @@ def lively(cfg, seed=0):
 @pytest.fixture(scope="module")
 def slim(tmp_path_factory):
     """A pruned yolov8n slim.pt (ratio 0.5, distinct random gammas, input-sensitive outputs)."""
-    return prune(lively("yolov8n.yaml"), ratio=0.5, project=tmp_path_factory.mktemp("p"), name="v8n",
-                 verbose=False).slim
+    return prune(
+        lively("yolov8n.yaml"), ratio=0.5, project=tmp_path_factory.mktemp("p"), name="v8n", verbose=False
+    ).slim
 
 
 def test_outputs_depend_on_the_input(slim):
@@ -162,12 +163,20 @@ def test_ort_latency_and_letterboxed_image(slim, tmp_path):
 
 def test_cli_export(slim, tmp_path):
     out = tmp_path / "cli.onnx"
-    run = subprocess.run([sys.executable, "-m", "yoloslim.cli", "export", f"model={slim}", "imgsz=64", f"out={out}",
-                          "runs=2"], capture_output=True, text=True, cwd=ROOT)
+    run = subprocess.run(
+        [sys.executable, "-m", "yoloslim.cli", "export", f"model={slim}", "imgsz=64", f"out={out}", "runs=2"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "max |diff|" in run.stdout and out.is_file()
-    missing = subprocess.run([sys.executable, "-m", "yoloslim.cli", "export", f"model={tmp_path / 'nope.pt'}"],
-                             capture_output=True, text=True, cwd=ROOT)
+    missing = subprocess.run(
+        [sys.executable, "-m", "yoloslim.cli", "export", f"model={tmp_path / 'nope.pt'}"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert missing.returncode != 0 and "Traceback" not in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1 and "does not exist" in missing.stderr
 
@@ -177,8 +186,23 @@ def test_bench_latency_script(tmp_path, capsys):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     csv = tmp_path / "bench.csv"
-    table = bench.main(["--models", "yolov8n.yaml", "--ratios", "0", "0.5", "--imgsz", "64", "--runs", "3",
-                        "--warmup", "1", "--out", str(csv)])
+    table = bench.main(
+        [
+            "--models",
+            "yolov8n.yaml",
+            "--ratios",
+            "0",
+            "0.5",
+            "--imgsz",
+            "64",
+            "--runs",
+            "3",
+            "--warmup",
+            "1",
+            "--out",
+            str(csv),
+        ]
+    )
     assert list(table.level) == ["unpruned", "0.5"] and csv.is_file()
     slim_row = table.iloc[1]
     assert slim_row.params < table.iloc[0].params and slim_row.gflops_ratio > 1.5

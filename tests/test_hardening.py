@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import EVERY_CONFIG, SMALL_CONFIGS, build, tiny_train_args
 
-from conftest import ALL_CONFIGS, SMALL_CONFIGS, build, tiny_train_args
 from yoloslim.blocks import build_graph
 from yoloslim.checkpoint import save_checkpoint
 from yoloslim.cli import main
@@ -19,8 +19,11 @@ from yoloslim.slimming import prune_in_place
 def digest(folder):
     """sha256 of every file under folder: proof that a command left its inputs alone. Ultralytics' own label
     cache (labels/*.cache, written beside a dataset's labels by any training) is left out."""
-    return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix != ".cache"}
+    return {
+        p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.suffix != ".cache"
+    }
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +52,9 @@ def inputs(tmp_path_factory, tiny_data):
     (d / "empty" / "images" / "train").mkdir(parents=True)
     (d / "empty" / "images" / "val").mkdir(parents=True)
     (d / "empty.yaml").write_text(f"path: {d / 'empty'}\ntrain: images/train\nval: images/val\nnames: [bud, leaf]\n")
-    (d / "nc.yaml").write_text(f"path: {tiny_data.parent}\ntrain: images/train\nval: images/val\nnc: 3\n"
-                               "names: [bud, leaf]\n")
+    (d / "nc.yaml").write_text(
+        f"path: {tiny_data.parent}\ntrain: images/train\nval: images/val\nnc: 3\nnames: [bud, leaf]\n"
+    )
     (d / "prunedir" / "slim.pt").parent.mkdir()
     (d / "prunedir" / "slim.pt").write_bytes(good.read_bytes())
     return d
@@ -141,11 +145,20 @@ BAD = [
     ("frobnicate", "unknown verb"),
     ("help frobnicate", "unknown verb"),
     # devices this machine does not have
-    *([("train model=yolov8n.yaml data={data} device=cuda", "device=cuda is not a device here"),
-       ("train model=yolov8n.yaml data={data} device=0", "device=0 is not a device here"),
-       ("pipeline data={data} device=1", "device=1 is not a device here")] if NO_GPU else []),
-    *([("train model=yolov8n.yaml data={data} device=mps", "device=mps asks for Apple's MPS")]
-      if not torch.backends.mps.is_available() else []),
+    *(
+        [
+            ("train model=yolov8n.yaml data={data} device=cuda", "device=cuda is not a device here"),
+            ("train model=yolov8n.yaml data={data} device=0", "device=0 is not a device here"),
+            ("pipeline data={data} device=1", "device=1 is not a device here"),
+        ]
+        if NO_GPU
+        else []
+    ),
+    *(
+        [("train model=yolov8n.yaml data={data} device=mps", "device=mps asks for Apple's MPS")]
+        if not torch.backends.mps.is_available()
+        else []
+    ),
     # datasets
     ("data check data={d}/missing.yaml", "not found"),
     ("data check data={d}/broken.yaml", "is not valid YAML"),
@@ -171,8 +184,10 @@ MESSAGES = {}  # case -> its message, paths made relative: the rows of docs/erro
 
 def tree(folder):
     """Every path under folder with its sha256 (files) or None (folders): proof a command left it alone."""
-    return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
-            for p in sorted(folder.rglob("*"))}
+    return {
+        p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
+        for p in sorted(folder.rglob("*"))
+    }
 
 
 @pytest.mark.parametrize("words,message", BAD, ids=[b[0].split(" {")[0] + " " + b[1][:30] for b in BAD])
@@ -207,8 +222,11 @@ def test_errors_doc_is_this_list():
     if len(MESSAGES) < len(BAD):
         pytest.skip("runs after every bad-input case (not selected here)")
     cell = lambda text: text.replace("|", "\\|")  # noqa: E731
-    rows = [f"| `yoloslim {cell(words.format(d='inputs', data='data/data.yaml'))}` | {cell(MESSAGES[words])} |"
-            for words, _ in BAD if "device=" not in words]  # device cases differ per machine
+    rows = [
+        f"| `yoloslim {cell(words.format(d='inputs', data='data/data.yaml'))}` | {cell(MESSAGES[words])} |"
+        for words, _ in BAD
+        if "device=" not in words
+    ]  # device cases differ per machine
     text = DOC_HEAD + "\n".join(rows) + "\n"
     if os.environ.get("YOLOSLIM_UPDATE_DOCS"):
         ERRORS_DOC.write_text(text)
@@ -220,6 +238,7 @@ def test_verbose_shows_the_traceback(inputs, capsys):
     assert "Traceback" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_successful_verbs_leave_their_inputs_alone(inputs, tiny_data, tmp_path):
     before = digest(inputs), digest(tiny_data.parent)
     run = tiny_train_args(tmp_path, batch=4)
@@ -286,14 +305,22 @@ def run_cli(argv, preamble="", timeout=120, **popen):
     import sys
 
     code = f"import sys\n{preamble}\nfrom yoloslim.cli import main\nsys.exit(main({argv!r}))"
-    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "YOLO_OFFLINE": "1"}, **popen)
+    return subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "YOLO_OFFLINE": "1"},
+        **popen,
+    )
 
 
 def test_a_full_disk_is_one_line_and_leaves_no_temporary_file(inputs, tmp_path):
     # A file size limit makes every write past 64 KB fail as a full disk does (EFBIG instead of ENOSPC).
-    limit = "import resource, signal\nsignal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n" \
-            "resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))"
+    limit = (
+        "import resource, signal\nsignal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))"
+    )
     child = run_cli(["prune", f"model={inputs}/good.pt", "ratio=0.5", f"project={tmp_path}", "name=p"], limit)
     _, err = child.communicate(timeout=120)
     assert child.returncode == 2, err
@@ -329,7 +356,7 @@ def random_plan(graph, rng: random.Random, min_keep=1) -> Plan:
     return Plan(kept, {g.name: g.size for g in groups}, fingerprint(graph), {"fuzz": True})
 
 
-@pytest.mark.parametrize("cfg", ALL_CONFIGS)
+@pytest.mark.parametrize("cfg", EVERY_CONFIG)
 def test_random_plans_give_working_models(cfg):
     rng = random.Random(cfg)
     x = torch.rand(1, 3, 64, 64)

@@ -3,9 +3,9 @@
 import pandas as pd
 import pytest
 import torch
+from conftest import build, tiny_train_args
 
 import yoloslim
-from conftest import build, tiny_train_args
 from yoloslim.levels import GRID, boundary, size
 from yoloslim.slimming import graph_of, pruned_copy
 
@@ -31,6 +31,7 @@ def test_boundary_finds_a_level_next_to_one_that_fails():
     assert boundary(lambda lv: False, levels) is None and boundary(lambda lv: True, levels) == levels[-1]
 
 
+@pytest.mark.slow
 def test_max_drop_and_sweep_on_real_data(tiny_data, tmp_path):
     model = build("yolov8n.yaml", nc=2)
     result = yoloslim.prune(model, max_drop=0.0, data=tiny_data, val_imgsz=64, imgsz=64, save=False, verbose=False)
@@ -65,6 +66,7 @@ def zero(model, share: float):
     return model
 
 
+@pytest.mark.slow
 def test_the_warning_fires_on_a_dense_model_only(tiny_data, tmp_path, capsys):
     """Trained without sparsity: the removed gammas are not near zero, so prune warns. At zeros such as sparse
     training leaves (gamma and beta 0) it does not (a real sparse model: scripts/bench_levels.py)."""

@@ -2,19 +2,34 @@
 
 import pandas as pd
 import pytest
-
 from conftest import tiny_train_args
+
 from yoloslim import YoloslimError
 from yoloslim.flow import pipeline
 from yoloslim.trainer import SparseTrainer
 
-TINY = {"levels": "0.5", "pretrain_epochs": 1, "sparse_epochs": 2, "finetune_epochs": 1, "imgsz": 64, "batch": 4, "workers": 0}
+pytestmark = pytest.mark.slow  # real trainings
+
+
+TINY = {
+    "levels": "0.5",
+    "pretrain_epochs": 1,
+    "sparse_epochs": 2,
+    "finetune_epochs": 1,
+    "imgsz": 64,
+    "batch": 4,
+    "workers": 0,
+}
 
 
 def test_pipeline_runs_every_stage_and_resumes(tiny_data, tmp_path, capsys):
     # An earlier pipeline was interrupted during sparse training, after its first epoch.
-    args = {"model": "yolov8n.yaml", "data": str(tiny_data), "sr": 0.5,
-            **tiny_train_args(tmp_path / "pipe" / "train", epochs=2, name="sparse", batch=4, plots=False)}
+    args = {
+        "model": "yolov8n.yaml",
+        "data": str(tiny_data),
+        "sr": 0.5,
+        **tiny_train_args(tmp_path / "pipe" / "train", epochs=2, name="sparse", batch=4, plots=False),
+    }
     interrupted = SparseTrainer(overrides=args)
     interrupted.add_callback("on_model_save", lambda t: (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
@@ -23,8 +38,18 @@ def test_pipeline_runs_every_stage_and_resumes(tiny_data, tmp_path, capsys):
     run = pipeline(data=str(tiny_data), sr=0.5, project=str(tmp_path), name="pipe", **TINY)
     out = capsys.readouterr().out
     assert "resuming sparse" in out
-    for f in ("pretrained.pt", "baseline.pt", "sparse.pt", "prune-0.5/slim.pt", "prune-0.5/plan.json", "slim-0.5-ft.pt",
-              "report.csv", "report.md", "report.png", "metrics.json"):
+    for f in (
+        "pretrained.pt",
+        "baseline.pt",
+        "sparse.pt",
+        "prune-0.5/slim.pt",
+        "prune-0.5/plan.json",
+        "slim-0.5-ft.pt",
+        "report.csv",
+        "report.md",
+        "report.png",
+        "metrics.json",
+    ):
         assert (run / f).stat().st_size > 0, f
     assert list((run / "train" / "sparse").glob("results.csv"))
     assert len(pd.read_csv(run / "train" / "sparse" / "results.csv")) == 2  # resumed, not restarted
@@ -44,8 +69,12 @@ def test_pipeline_runs_every_stage_and_resumes(tiny_data, tmp_path, capsys):
 
     # A rerun with other settings is refused before any work, naming the setting; nothing is mixed or redone.
     before = sorted(p for p in run.rglob("*"))
-    for change, named in ({"sr": 0.7}, "sr=0.5, not sr=0.7"), ({"finetune_epochs": 2}, "finetune_epochs=1, not finetune_epochs=2"), \
-            ({"penalty": "l1"}, "penalty=wide, not penalty=l1"), ({"model": "yolo11n.yaml"}, "model=yolov8n.yaml, not model=yolo11n.yaml"):
+    for change, named in (
+        ({"sr": 0.7}, "sr=0.5, not sr=0.7"),
+        ({"finetune_epochs": 2}, "finetune_epochs=1, not finetune_epochs=2"),
+        ({"penalty": "l1"}, "penalty=wide, not penalty=l1"),
+        ({"model": "yolo11n.yaml"}, "model=yolov8n.yaml, not model=yolo11n.yaml"),
+    ):
         with pytest.raises(YoloslimError, match=named):
             pipeline(**{"data": str(tiny_data), "sr": 0.5, "project": str(tmp_path), "name": "pipe", **TINY, **change})
     other = tiny_data.parent.parent / "other.yaml"

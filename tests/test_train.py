@@ -2,16 +2,17 @@
 
 import subprocess
 import sys
-
-import pandas as pd
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
-
 from conftest import tiny_train_args
+
 from yoloslim import YoloslimError
 from yoloslim.trainer import SparseTrainer, check_sparse_settings, sparse, sparsity_penalty
+
+pytestmark = pytest.mark.slow  # real trainings
 
 
 def test_offline_train_validate_and_plot(tiny_data, tmp_path):
@@ -24,6 +25,7 @@ socket.socket.connect = refuse
 socket.create_connection = refuse
 from yoloslim.trainer import train
 from ultralytics import YOLO
+
 best = train("yolov8n.yaml", r"{tiny_data}", **{tiny_train_args(tmp_path, plots=True)!r})
 metrics = YOLO(best).val(data=r"{tiny_data}", imgsz=64, batch=4, plots=True, project=r"{tmp_path}", name="val")
 print("MAP", metrics.box.map)
@@ -51,12 +53,12 @@ def reference_penalty(gammas, groups, kind, share, max_group_share=0.8):
     ranked = []  # (relative strength, group, channel), a group's strongest left out
     for group in groups:
         strength = group.importance()
-        order = strength.argsort().tolist()[:int(max_group_share * group.size)]
+        order = strength.argsort().tolist()[: int(max_group_share * group.size)]
         scale = strength.sum() if kind == "wide" else strength.mean()
         ranked += [(float(strength[j] / scale), group, j) for j in order]
     ranked.sort(key=lambda item: item[0])
     total = 0
-    for _, group, j in ranked[:round(share * sum(g.size for g in groups))]:
+    for _, group, j in ranked[: round(share * sum(g.size for g in groups))]:
         for p in group.producers:
             if p.bn is not None:
                 total = total + p.bn.weight[p.offset + j].abs()
@@ -112,9 +114,16 @@ def test_penalty_gradient_is_autograds_on_prunable_gammas_only(kind, tiny_data, 
     """The added gradient is autograd's gradient of sr * penalty per nominal batch, times the AMP scale."""
     from yoloslim.slimming import graph_of
 
-    trainer = SparseTrainer(overrides={"model": "yolo11n.yaml", "data": str(tiny_data), "sr": 0.3, "penalty": kind,
-                                       "sr_share": 0.3,
-                                       **tiny_train_args(tmp_path, batch=4, nbs=16)})
+    trainer = SparseTrainer(
+        overrides={
+            "model": "yolo11n.yaml",
+            "data": str(tiny_data),
+            "sr": 0.3,
+            "penalty": kind,
+            "sr_share": 0.3,
+            **tiny_train_args(tmp_path, batch=4, nbs=16),
+        }
+    )
     trainer._setup_train()
     trainer.epoch = 0  # as in the first epoch of the training loop
     model = trainer.model
@@ -147,8 +156,15 @@ def test_penalty_gradient_is_autograds_on_prunable_gammas_only(kind, tiny_data, 
 
 
 def test_a_gamma_the_step_carries_across_zero_stops_there(tiny_data, tmp_path):
-    trainer = SparseTrainer(overrides={"model": "yolov8n.yaml", "data": str(tiny_data), "sr": 1.0, "optimizer": "SGD",
-                                       **tiny_train_args(tmp_path)})
+    trainer = SparseTrainer(
+        overrides={
+            "model": "yolov8n.yaml",
+            "data": str(tiny_data),
+            "sr": 1.0,
+            "optimizer": "SGD",
+            **tiny_train_args(tmp_path),
+        }
+    )
     trainer._setup_train()
     trainer.epoch = 0
     _, gamma = trainer.gammas[0]
@@ -203,9 +219,18 @@ def test_sparse_settings_travel_through_ddp_launch_file(tiny_data, tmp_path):
     from ultralytics.utils.dist import generate_ddp_file
     from ultralytics.utils.patches import torch_load
 
-    trainer = SparseTrainer(overrides={"model": "yolov8n.yaml", "data": str(tiny_data), "sr": 3.0,
-                                       "sr_schedule": "step", "sr_step": 0.7, "penalty": "l1", "sr_share": 0.3,
-                                       **tiny_train_args(tmp_path)})
+    trainer = SparseTrainer(
+        overrides={
+            "model": "yolov8n.yaml",
+            "data": str(tiny_data),
+            "sr": 3.0,
+            "sr_schedule": "step",
+            "sr_step": 0.7,
+            "penalty": "l1",
+            "sr_share": 0.3,
+            **tiny_train_args(tmp_path),
+        }
+    )
     launch = generate_ddp_file(trainer)
     state = torch_load(launch.replace(".py", ".pt"), map_location="cpu")
     assert state["trainer"] is SparseTrainer
@@ -220,8 +245,14 @@ def test_sparse_settings_travel_through_ddp_launch_file(tiny_data, tmp_path):
 
 
 def test_resume_keeps_the_original_schedule(tiny_data, tmp_path):
-    args = {"model": "yolov8n.yaml", "data": str(tiny_data), "sr": 2.0, "sr_schedule": "linear", "penalty": "l1",
-            **tiny_train_args(tmp_path, epochs=2, name="resumed")}
+    args = {
+        "model": "yolov8n.yaml",
+        "data": str(tiny_data),
+        "sr": 2.0,
+        "sr_schedule": "linear",
+        "penalty": "l1",
+        **tiny_train_args(tmp_path, epochs=2, name="resumed"),
+    }
     first = SparseTrainer(overrides=args)
 
     def stop_after_first_save(trainer):
@@ -245,9 +276,9 @@ def test_bad_sparse_settings_are_refused():
 
 
 def test_finetune_keeps_the_slim_width(tiny_data, tmp_path):
+    from conftest import build
     from ultralytics import YOLO
 
-    from conftest import build
     from yoloslim.pruning import prune
     from yoloslim.trainer import SlimTrainer, finetune
 
@@ -258,8 +289,13 @@ def test_finetune_keeps_the_slim_width(tiny_data, tmp_path):
         assert sum(p.numel() for p in YOLO(weights).model.parameters()) == n_slim
 
     # resume from last.pt (the path DDP workers take too: a trainer made from args alone)
-    again = SlimTrainer(overrides={"model": str(best.parent / "last.pt"), "data": str(tiny_data),
-                                   **tiny_train_args(tmp_path, epochs=3, name="finetune")})
+    again = SlimTrainer(
+        overrides={
+            "model": str(best.parent / "last.pt"),
+            "data": str(tiny_data),
+            **tiny_train_args(tmp_path, epochs=3, name="finetune"),
+        }
+    )
     again.setup_model()
     assert sum(p.numel() for p in again.model.parameters()) == n_slim
 
@@ -273,9 +309,9 @@ def params(weights) -> int:
 def test_every_training_verb_keeps_a_slim_width(tiny_data, tmp_path):
     """train and sparse of a pruned .pt (iterative slimming), a model pickled without Ultralytics' dict, and
     stock YOLO(slim).train(trainer=SlimTrainer) all train the slim module, not the full-width yaml."""
+    from conftest import build
     from ultralytics import YOLO
 
-    from conftest import build
     from yoloslim.pruning import prune
     from yoloslim.trainer import SlimTrainer, sparse, train
 
@@ -296,9 +332,9 @@ def test_every_training_verb_keeps_a_slim_width(tiny_data, tmp_path):
 def test_finetune_on_other_classes_rebuilds_only_the_class_outputs(tiny_data, tmp_path):
     """A slim 80-class yolov8n finetuned on a 3-class dataset: nc=3, every layer but the class outputs at its
     slim width with its weights, the rows of classes it knew kept by name; stock YOLO loads, predicts, exports."""
+    from conftest import build
     from ultralytics import YOLO
 
-    from conftest import build
     from yoloslim.pruning import prune
     from yoloslim.trainer import finetune
 
@@ -338,6 +374,7 @@ def test_interrupted_run_resumes_to_the_same_result(stage, tiny_data, tmp_path):
     stock resume restarts from the saved (fp16, EMA) weights and re-seeds augmentation, so the bound is
     relative to what really changes the result, the seed."""
     from conftest import build
+
     from yoloslim.pruning import prune
     from yoloslim.trainer import SlimTrainer
 

@@ -27,7 +27,8 @@ class YoloslimError(Exception):
 
 
 # The public API (below the error class: every module imports it from here).
-from .data import check as check_data, synth as synth_data  # noqa: E402
+from .data import check as check_data  # noqa: E402
+from .data import synth as synth_data  # noqa: E402
 from .flow import pipeline  # noqa: E402
 from .onnx_export import export  # noqa: E402
 from .pruning import PruneResult, inspect, prune  # noqa: E402
@@ -35,5 +36,21 @@ from .study import compare  # noqa: E402
 from .sweep import sweep  # noqa: E402
 from .trainer import SlimTrainer, SparseTrainer, finetune, sparse, train  # noqa: E402
 
-__all__ = ["YoloslimError", "prune", "inspect", "sweep", "train", "sparse", "finetune", "export", "pipeline", "compare",
-           "check_data", "synth_data", "SlimTrainer", "SparseTrainer", "PruneResult", "__version__"]
+__all__ = [
+    "YoloslimError",
+    "prune",
+    "inspect",
+    "sweep",
+    "train",
+    "sparse",
+    "finetune",
+    "export",
+    "pipeline",
+    "compare",
+    "check_data",
+    "synth_data",
+    "SlimTrainer",
+    "SparseTrainer",
+    "PruneResult",
+    "__version__",
+]

@@ -32,7 +32,11 @@ def as_bool(key, value) -> bool:
 
 
 def as_int(key, value, low=None, high=None, what="") -> int:
-    if isinstance(value, numbers.Real) and not isinstance(value, (bool, numbers.Integral)) and float(value).is_integer():
+    if (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, (bool, numbers.Integral))
+        and float(value).is_integer()
+    ):
         value = int(value)
     if isinstance(value, str):
         try:
@@ -83,8 +87,11 @@ def as_list(value) -> list[str]:
 
 
 def optional(rule):
-    return lambda key, value: None if value is None or (isinstance(value, str) and value.lower() == "none") \
+    return (
+        lambda key, value: None
+        if value is None or (isinstance(value, str) and value.lower() == "none")
         else rule(key, value)
+    )
 
 
 def whole(low, high=None, what=""):
@@ -97,6 +104,7 @@ def fraction(low_open=True, high_open=True, what=""):
         if (v <= 0 if low_open else v < 0) or (v >= 1 if high_open else v > 1):
             raise YoloslimError(f"{key}={value} is impossible{what}")
         return v
+
     return rule
 
 
@@ -106,6 +114,7 @@ def number(low=0.0, what=""):
         if v < low:
             raise YoloslimError(f"{key}={value} must be a number >= {low:g}{what}")
         return v
+
     return rule
 
 
@@ -114,6 +123,7 @@ def choice(*options):
         if value not in options:
             raise YoloslimError(f"{key}={value!r} is not one of {', '.join(options)}")
         return value
+
     return rule
 
 
@@ -143,7 +153,9 @@ def names(key, value):
 def min_keep(key, value):
     items = as_list(value) if isinstance(value, str) else value if isinstance(value, (list, tuple)) else [value]
     if not items:
-        raise YoloslimError(f"{key}= is empty; give a fraction such as {key}=0.05 and/or a channel count such as {key}=8")
+        raise YoloslimError(
+            f"{key}= is empty; give a fraction such as {key}=0.05 and/or a channel count such as {key}=8"
+        )
     out = []
     for item in items:
         v = as_float(key, item, " (a fraction in [0, 1) and/or a whole channel count >= 1)")
@@ -159,8 +171,10 @@ def batch(key, value):
         return int(v)
     if 0 < v < 1:
         return v  # Ultralytics: that fraction of the GPU's memory
-    raise YoloslimError(f"{key}={value} must be a whole number of images >= 1 (or -1 for Ultralytics' auto "
-                        "batch, or a fraction in (0, 1) of the GPU's memory)")
+    raise YoloslimError(
+        f"{key}={value} must be a whole number of images >= 1 (or -1 for Ultralytics' auto "
+        "batch, or a fraction in (0, 1) of the GPU's memory)"
+    )
 
 
 def device(key, value):
@@ -182,8 +196,10 @@ def device(key, value):
         select_device(str(value), verbose=False)
     except Exception:  # Ultralytics explains in several lines; one is enough here
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        raise YoloslimError(f"{key}={value} is not a device here (torch sees {gpus} CUDA GPU{'s' * (gpus != 1)}); "
-                            f"use device=cpu{' or device=0' if gpus else ''}") from None
+        raise YoloslimError(
+            f"{key}={value} is not a device here (torch sees {gpus} CUDA GPU{'s' * (gpus != 1)}); "
+            f"use device=cpu{' or device=0' if gpus else ''}"
+        ) from None
     finally:  # select_device sets CUDA_VISIBLE_DEVICES for the process; the trainer will set it again itself
         LOGGER.disabled = quiet
         if visible is None:
@@ -236,7 +252,9 @@ RULES = {
     "runs": optional(names),
     # sizes and counts
     "imgsz": whole(32, 8192, " (the square input size in pixels, e.g. imgsz=640)"),
-    "epochs": EPOCHS, "sparse_epochs": EPOCHS, "finetune_epochs": EPOCHS,
+    "epochs": EPOCHS,
+    "sparse_epochs": EPOCHS,
+    "finetune_epochs": EPOCHS,
     "pretrain_epochs": whole(0),
     "batch": batch,
     "nbs": whole(1),
@@ -251,7 +269,9 @@ RULES = {
     "min_keep": min_keep,
     "levels": levels,
     "max_group_ratio": fraction(high_open=False, what=": it is the most of one group a prune may remove, (0, 1]"),
-    "gflops": optional(positive), "params": optional(positive), "latency_ms": optional(positive),
+    "gflops": optional(positive),
+    "params": optional(positive),
+    "latency_ms": optional(positive),
     "speedup": optional(number(1.0, " (times faster than the unpruned model in onnxruntime)")),
     "max_drop": optional(fraction(low_open=False, what=": it is the mAP50-95 a prune may lose, 0 <= max_drop < 1")),
     "val_imgsz": whole(32, 8192, " (the size budgets validate at)"),
@@ -265,17 +285,33 @@ RULES = {
     "tol": positive,
     "device": device,
 }
-for flag in ("exist_ok", "overwrite", "save", "compensate", "verbose", "dynamic", "simplify", "half", "export",
-             "plots", "amp", "dry_run"):
+for flag in (
+    "exist_ok",
+    "overwrite",
+    "save",
+    "compensate",
+    "verbose",
+    "dynamic",
+    "simplify",
+    "half",
+    "export",
+    "plots",
+    "amp",
+    "dry_run",
+):
     RULES.setdefault(flag, as_bool)
 VERB_RULES = {  # the few names that mean something else in one verb
     "export": {"runs": whole(0, what=" (latency runs; 0 skips timing)")},
-    "sweep": {"runs": whole(0, what=" (latency runs per level; 0 skips timing)"),
-              "max_drop": fraction(low_open=False, what=": it is the mAP50-95 a level may lose, 0 <= max_drop < 1")},
-    "data synth": {"train": whole(1, what=" (training images to generate)"),
-                   "val": whole(1, what=" (validation images to generate)"),
-                   "imgsz": whole(32, 4096, " (the side of the generated images in pixels)"),
-                   "out": text("; give the dataset folder, e.g. out=datasets/tea-synth")},
+    "sweep": {
+        "runs": whole(0, what=" (latency runs per level; 0 skips timing)"),
+        "max_drop": fraction(low_open=False, what=": it is the mAP50-95 a level may lose, 0 <= max_drop < 1"),
+    },
+    "data synth": {
+        "train": whole(1, what=" (training images to generate)"),
+        "val": whole(1, what=" (validation images to generate)"),
+        "imgsz": whole(32, 4096, " (the side of the generated images in pixels)"),
+        "out": text("; give the dataset folder, e.g. out=datasets/tea-synth"),
+    },
 }
 
 
@@ -310,6 +346,7 @@ def verb(cli_name: str, trains: bool = False, passes_to=None):
 
     trains: its extra keyword arguments go to Ultralytics' trainer and are checked as training arguments.
     passes_to: its extra keyword arguments go to that (decorated) verb and must be that verb's arguments."""
+
     def decorate(fn):
         signature = inspect.signature(fn)
         params = signature.parameters
@@ -325,11 +362,17 @@ def verb(cli_name: str, trains: bool = False, passes_to=None):
                 bound = signature.bind_partial(*args, **named)
             except TypeError as e:  # positional misuse from Python
                 raise YoloslimError(f"{shown_as}: {e}") from None
-            missing = [k for k, p in params.items() if p.default is p.empty and k not in bound.arguments
-                       and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+            missing = [
+                k
+                for k, p in params.items()
+                if p.default is p.empty
+                and k not in bound.arguments
+                and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            ]
             if missing:
-                raise YoloslimError(f"{shown_as} needs {' and '.join(m + '=' for m in missing)}; "
-                                    f"run 'yoloslim help {shown_as}'")
+                raise YoloslimError(
+                    f"{shown_as} needs {' and '.join(m + '=' for m in missing)}; run 'yoloslim help {shown_as}'"
+                )
             for key, value in list(bound.arguments.items()):
                 if key in rules:
                     bound.arguments[key] = rules[key](key, value)
@@ -354,4 +397,5 @@ def verb(cli_name: str, trains: bool = False, passes_to=None):
         checked.check_only = check_only
         VERBS[cli_name] = checked
         return checked
+
     return decorate

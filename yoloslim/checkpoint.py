@@ -24,30 +24,38 @@ def load_model(model, verbose: bool = False) -> nn.Module:
         return _check_task(model, "the given model")
     path = Path(str(model))
     if path.is_dir():
-        raise YoloslimError(f"model={model} is a folder; give a checkpoint in it (e.g. {path / 'weights' / 'best.pt'}) "
-                            "or a model .yaml")
+        raise YoloslimError(
+            f"model={model} is a folder; give a checkpoint in it (e.g. {path / 'weights' / 'best.pt'}) or a model .yaml"
+        )
     if path.suffix in (".yaml", ".yml"):
         try:
             return DetectionModel(str(path), verbose=verbose)
         except FileNotFoundError:
-            raise YoloslimError(f"model yaml {path} does not exist; give a file or a stock name like "
-                                "yolov8n.yaml") from None
+            raise YoloslimError(
+                f"model yaml {path} does not exist; give a file or a stock name like yolov8n.yaml"
+            ) from None
         except Exception as e:  # Ultralytics raises many kinds for a bad yaml
             raise YoloslimError(f"could not build a model from {path}: {type(e).__name__}: {e}") from None
     if path.suffix in (".onnx", ".engine", ".torchscript", ".tflite", ".mlpackage", ".xml"):
-        raise YoloslimError(f"model={model} is an exported model ({path.suffix}); yoloslim trains and prunes "
-                            "PyTorch checkpoints: give the .pt it was exported from")
+        raise YoloslimError(
+            f"model={model} is an exported model ({path.suffix}); yoloslim trains and prunes "
+            "PyTorch checkpoints: give the .pt it was exported from"
+        )
     if path.suffix != ".pt":
         raise YoloslimError(f"model={model} is neither a .pt checkpoint nor a .yaml model config")
     ckpt = load_checkpoint(path)
     candidate = ckpt.get("ema") or ckpt.get("model")
     if is_state_dict(candidate) or (candidate is None and is_state_dict(ckpt)):
-        raise YoloslimError(f"{path} holds a state_dict (weights without the model's layers); give the whole "
-                            "checkpoint Ultralytics training writes (weights/best.pt or last.pt), or "
-                            "torch.save({'model': model}) of the DetectionModel")
+        raise YoloslimError(
+            f"{path} holds a state_dict (weights without the model's layers); give the whole "
+            "checkpoint Ultralytics training writes (weights/best.pt or last.pt), or "
+            "torch.save({'model': model}) of the DetectionModel"
+        )
     if not isinstance(candidate, nn.Module):
-        raise YoloslimError(f"{path} is a checkpoint without a model (no 'model' or 'ema' entry); "
-                            "give the best.pt/last.pt that Ultralytics training wrote")
+        raise YoloslimError(
+            f"{path} is a checkpoint without a model (no 'model' or 'ema' entry); "
+            "give the best.pt/last.pt that Ultralytics training wrote"
+        )
     m = candidate.float().cpu()
     if isinstance(ckpt.get("train_args"), dict):
         m.args = ckpt["train_args"]
@@ -66,8 +74,9 @@ def load_checkpoint(path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:
-        raise YoloslimError(f"{path} is not a readable PyTorch checkpoint (corrupt or truncated?): "
-                            f"{type(e).__name__}") from None
+        raise YoloslimError(
+            f"{path} is not a readable PyTorch checkpoint (corrupt or truncated?): {type(e).__name__}"
+        ) from None
     if isinstance(ckpt, nn.Module):  # torch.save(model) rather than Ultralytics' dict
         ckpt = {"model": ckpt}
     if not isinstance(ckpt, dict):
@@ -83,22 +92,27 @@ def _check_task(model: nn.Module, what: str) -> nn.Module:
         task = type(model).__name__.replace("Model", "").lower()
         raise YoloslimError(f"{what} is a {type(model).__name__} ({task}); yoloslim supports detection models only")
     if any(isinstance(m, Conv) and not hasattr(m, "bn") for m in model.modules()):
-        raise YoloslimError(f"{what} is fused (its BatchNorms were folded into convs); "
-                            "use the unfused checkpoint that training saved")
+        raise YoloslimError(
+            f"{what} is fused (its BatchNorms were folded into convs); use the unfused checkpoint that training saved"
+        )
     for index, layer in enumerate(model.model):
         for name, m in layer.named_modules():
             if isinstance(m, Conv) and not isinstance(m.bn, nn.BatchNorm2d):
-                raise YoloslimError(f"{what}: layer {index} ({type(layer).__name__}{', ' + name if name else ''}) has "
-                                    f"{type(m.bn).__name__} where its BatchNorm should be; yoloslim ranks channels "
-                                    "by BatchNorm gammas: give the model with its BatchNorms")
+                raise YoloslimError(
+                    f"{what}: layer {index} ({type(layer).__name__}{', ' + name if name else ''}) has "
+                    f"{type(m.bn).__name__} where its BatchNorm should be; yoloslim ranks channels "
+                    "by BatchNorm gammas: give the model with its BatchNorms"
+                )
     return model
 
 
 def check_stride(model: nn.Module, imgsz: int) -> None:
     stride = int(max(model.stride.tolist()))
     if imgsz % stride:
-        raise YoloslimError(f"imgsz={imgsz} is not a multiple of the model's stride {stride}; "
-                            f"use {max(stride, imgsz // stride * stride)} or {(imgsz // stride + 1) * stride}")
+        raise YoloslimError(
+            f"imgsz={imgsz} is not a multiple of the model's stride {stride}; "
+            f"use {max(stride, imgsz // stride * stride)} or {(imgsz // stride + 1) * stride}"
+        )
 
 
 def save_checkpoint(model: nn.Module, path, **extra) -> Path:

@@ -63,8 +63,11 @@ def usage(name: str, fn) -> str:
     args = []
     for p in inspect.signature(fn).parameters.values():
         if p.kind is p.VAR_KEYWORD:
-            args.append("[any Ultralytics train argument, e.g. lr0=0.01]" if getattr(fn, "trains", False)
-                        else "[the arguments of 'yoloslim help pipeline']")
+            args.append(
+                "[any Ultralytics train argument, e.g. lr0=0.01]"
+                if getattr(fn, "trains", False)
+                else "[the arguments of 'yoloslim help pipeline']"
+            )
         elif p.name != "verbose":
             args.append(f"{p.name}=<required>" if p.default is p.empty else f"{p.name}={p.default}")
     return f"usage: yoloslim {name} " + " ".join(args) + "\n\n" + (inspect.getdoc(fn) or "")
@@ -146,8 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         if verbose:
             traceback.print_exc()
         where = f"{e.filename}: " if e.filename else ""
-        print(f"yoloslim: error: {where}{e.strerror or e}; check the path, its permissions and the free space",
-              file=sys.stderr)
+        print(
+            f"yoloslim: error: {where}{e.strerror or e}; check the path, its permissions and the free space",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("yoloslim: terminated" if terminated else "yoloslim: interrupted", file=sys.stderr)

@@ -17,9 +17,9 @@ import numpy as np
 import yaml
 
 from . import YoloslimError
-from .log import LOGGER
 from .args import verb
 from .io import writable_dir
+from .log import LOGGER
 
 NAMES = {0: "bud", 1: "leaf"}
 JPEG_QUALITY = 90
@@ -42,16 +42,23 @@ BLUR_RATE = 0.25
 
 
 @verb("data synth")
-def synth(out: str | Path = "datasets/tea-synth", train: int = 400, val: int = 100, imgsz: int = 224, seed: int = 0,
-          overwrite: bool = False) -> Path:
+def synth(
+    out: str | Path = "datasets/tea-synth",
+    train: int = 400,
+    val: int = 100,
+    imgsz: int = 224,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> Path:
     """Write the synthetic tea-sprout dataset to `out` and return the path of its data.yaml."""
     out = Path(out).expanduser().absolute()
     if out.exists() and not overwrite and (out.is_file() or any(out.iterdir())):
         raise YoloslimError(f"{out} already exists and is not empty; pass overwrite=True to replace it")
     if out.exists() and (Path.cwd().resolve().is_relative_to(out.resolve()) or (out / ".git").exists()):
         # overwrite=True with out=. would wipe the project: never replace a folder that holds it
-        raise YoloslimError(f"refusing to replace {out}: it holds the current folder or a git repository; "
-                            "choose another out=")
+        raise YoloslimError(
+            f"refusing to replace {out}: it holds the current folder or a git repository; choose another out="
+        )
 
     start = time.time()
     # Build everything in a hidden sibling and rename it into place at the end: a crash or Ctrl-C
@@ -80,8 +87,10 @@ def synth(out: str | Path = "datasets/tea-synth", train: int = 400, val: int = 1
     elif previous.exists():
         previous.unlink()
 
-    LOGGER.info(f"synth: wrote {train} train + {val} val images ({counts['objects']} objects: {counts[0]} bud, "
-          f"{counts[1]} leaf; {counts['empty']} images without objects) to {out} in {time.time() - start:.1f}s")
+    LOGGER.info(
+        f"synth: wrote {train} train + {val} val images ({counts['objects']} objects: {counts[0]} bud, "
+        f"{counts[1]} leaf; {counts['empty']} images without objects) to {out} in {time.time() - start:.1f}s"
+    )
     return out / "data.yaml"
 
 
@@ -135,8 +144,7 @@ def draw_background(rng, size) -> np.ndarray:
         start = rng.uniform(0, size, 2)
         end = start + rng.normal(0, 0.12 * size, 2)
         colour = hsv_colour(rng, (10, 80), (40, 200), (20, 120))
-        cv2.line(image, tuple(start.astype(int)), tuple(end.astype(int)), colour,
-                 int(rng.integers(1, 3)), cv2.LINE_AA)
+        cv2.line(image, tuple(start.astype(int)), tuple(end.astype(int)), colour, int(rng.integers(1, 3)), cv2.LINE_AA)
     if rng.random() < 0.5:  # out-of-focus ground behind sharp sprouts
         image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.6, 2.0))
     return image
@@ -148,7 +156,7 @@ def blade(rng, length, width_ratio, base_exp, tip_exp):
     The half-width follows t^base_exp * (1-t)^tip_exp: a blunt base at t=0 and a pointed tip at t=1.
     """
     t = np.linspace(0, 1, 24)
-    profile = t ** base_exp * (1 - t) ** tip_exp
+    profile = t**base_exp * (1 - t) ** tip_exp
     half_width = 0.5 * width_ratio * length * profile / profile.max()
     x = (t - 0.5) * length
     y = rng.uniform(-0.25, 0.25) * length * (t - 0.5) ** 2  # slightly curved midline
@@ -168,14 +176,16 @@ def draw_blade(image, owner, owner_id, rng, size, kind):
     """Draw a bud, leaf or dry leaf (the distractor twin of a leaf); return its polygon."""
     if kind == "bud":  # narrow, pointed, light yellow-green
         length = size * rng.uniform(*BUD_LENGTH)
-        outline, half, midline = blade(rng, length, rng.uniform(0.16, 0.3), rng.uniform(0.35, 0.6),
-                                       rng.uniform(0.9, 1.4))
+        outline, half, midline = blade(
+            rng, length, rng.uniform(0.16, 0.3), rng.uniform(0.35, 0.6), rng.uniform(0.9, 1.4)
+        )
         colour = hsv_colour(rng, (27, 42), (90, 190), (170, 245))
         half_factor, rib = 1.12, False
     else:  # broad ellipse or teardrop, darker green (brown when dry), often with a midrib
         length = size * rng.uniform(*LEAF_LENGTH)
-        outline, half, midline = blade(rng, length, rng.uniform(0.38, 0.65), rng.uniform(0.5, 1.0),
-                                       rng.uniform(0.6, 1.2))
+        outline, half, midline = blade(
+            rng, length, rng.uniform(0.38, 0.65), rng.uniform(0.5, 1.0), rng.uniform(0.6, 1.2)
+        )
         if kind == "leaf":
             colour = hsv_colour(rng, (40, 75), (110, 230), (80, 180))
         else:
@@ -221,8 +231,14 @@ def draw_distractor(image, owner, rng, size, kind):
         radius = max(2, round(size * rng.uniform(0.015, 0.04)))
         colour = hsv_colour(rng, (130, 185), (120, 230), (60, 160))
         cv2.circle(image, centre, radius, colour, -1, cv2.LINE_AA)
-        cv2.circle(image, (centre[0] - radius // 3, centre[1] - radius // 3), max(1, radius // 4),
-                   shade(colour, 1.6), -1, cv2.LINE_AA)
+        cv2.circle(
+            image,
+            (centre[0] - radius // 3, centre[1] - radius // 3),
+            max(1, radius // 4),
+            shade(colour, 1.6),
+            -1,
+            cv2.LINE_AA,
+        )
         cv2.circle(owner, centre, radius, 255, -1)
 
 
@@ -289,24 +305,30 @@ def check(data: str | Path | None = None) -> dict:
     if yaml_path.is_dir() and (yaml_path / "data.yaml").is_file():
         yaml_path = yaml_path / "data.yaml"
     if not yaml_path.is_file():
-        raise YoloslimError(f"data file {yaml_path} not found; pass data=path/to/data.yaml "
-                            "(run 'yoloslim data synth' to write datasets/tea-synth/data.yaml)")
+        raise YoloslimError(
+            f"data file {yaml_path} not found; pass data=path/to/data.yaml "
+            "(run 'yoloslim data synth' to write datasets/tea-synth/data.yaml)"
+        )
     try:
         spec = yaml.safe_load(yaml_path.read_text(encoding="utf-8-sig"))
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         problem = getattr(e, "problem", None) or type(e).__name__
-        raise YoloslimError(f"{yaml_path} is not valid YAML ({problem}{where}); fix the syntax "
-                            "(compare with datasets/tea-synth/data.yaml)") from None
+        raise YoloslimError(
+            f"{yaml_path} is not valid YAML ({problem}{where}); fix the syntax "
+            "(compare with datasets/tea-synth/data.yaml)"
+        ) from None
     if not isinstance(spec, dict):
         raise YoloslimError(f"{yaml_path} is not a YAML mapping; it needs train:, val: and names: keys")
     missing = [f"{key}:" for key in ("train", "val") if not spec.get(key)]
     if spec.get("names") is None and spec.get("nc") is None:
         missing.append("names:")
     if missing:
-        raise YoloslimError(f"{yaml_path} lacks {', '.join(missing)}; a data.yaml needs train: and val: "
-                            "(image folders or lists) and names: {0: name, ...}")
+        raise YoloslimError(
+            f"{yaml_path} lacks {', '.join(missing)}; a data.yaml needs train: and val: "
+            "(image folders or lists) and names: {0: name, ...}"
+        )
     names = parse_names(spec.get("names"), spec.get("nc"), yaml_path)
     root = dataset_root(spec, yaml_path)
 
@@ -315,9 +337,13 @@ def check(data: str | Path | None = None) -> dict:
         images = list_images(spec[split], root, split, yaml_path)
         counts[split] = check_split(images, names, split, yaml_path, root)
     counts["names"] = names
-    splits = "; ".join(f"{s} {counts[s]['images']} images, {counts[s]['objects']} objects "
-                       f"({counts[s]['backgrounds']} background{', %d dropped' % counts[s]['dropped'] if counts[s]['dropped'] else ''})"
-                       for s in ("train", "val"))
+
+    def summary(split: str) -> str:
+        c = counts[split]
+        dropped = f", {c['dropped']} dropped" if c["dropped"] else ""
+        return f"{split} {c['images']} images, {c['objects']} objects ({c['backgrounds']} background{dropped})"
+
+    splits = "; ".join(summary(s) for s in ("train", "val"))
     LOGGER.info(f"check: {yaml_path} OK: {splits}; {len(names)} classes: {', '.join(names.values())}")
     return counts
 
@@ -346,14 +372,19 @@ def parse_names(names, nc, yaml_path) -> dict[int, str]:
     try:
         names = {int(k): str(v) for k, v in names.items()}
     except (TypeError, ValueError):
-        raise YoloslimError(f"{yaml_path} names: has non-integer ids {list(names)}; "
-                            "write it as {0: name, 1: name, ...}") from None
+        raise YoloslimError(
+            f"{yaml_path} names: has non-integer ids {list(names)}; write it as {{0: name, 1: name, ...}}"
+        ) from None
     if sorted(names) != list(range(len(names))):
-        raise YoloslimError(f"{yaml_path} names: ids are {sorted(names)} but must be 0..{len(names) - 1}; "
-                            "renumber the classes (and their label rows)")
+        raise YoloslimError(
+            f"{yaml_path} names: ids are {sorted(names)} but must be 0..{len(names) - 1}; "
+            "renumber the classes (and their label rows)"
+        )
     if nc is not None and nc != len(names):
-        raise YoloslimError(f"{yaml_path} says nc: {nc} but names: lists {len(names)} classes; make them agree "
-                            "(or remove nc:, names: is enough)")
+        raise YoloslimError(
+            f"{yaml_path} says nc: {nc} but names: lists {len(names)} classes; make them agree "
+            "(or remove nc:, names: is enough)"
+        )
     return names
 
 
@@ -372,9 +403,11 @@ def dataset_root(spec, yaml_path) -> Path:
         if (Path(DATASETS_DIR) / root).is_dir():
             return (Path(DATASETS_DIR) / root).resolve()
     if not root.is_dir():
-        raise YoloslimError(f"{yaml_path} path: {root} is not a folder (a relative path: is read from the current "
-                            "folder, then from Ultralytics' datasets folder); fix it, or remove path: so paths are "
-                            "relative to the yaml's folder")
+        raise YoloslimError(
+            f"{yaml_path} path: {root} is not a folder (a relative path: is read from the current "
+            "folder, then from Ultralytics' datasets folder); fix it, or remove path: so paths are "
+            "relative to the yaml's folder"
+        )
     return root
 
 
@@ -398,16 +431,22 @@ def list_images(entry, root, split, yaml_path) -> list[Path]:
             listed = [location.parent / x[2:] if x.startswith("./") else Path(x) for x in lines if is_image(x)]
             absent = [str(p) for p in listed if not p.is_file()]
             if absent:
-                raise YoloslimError(f"{yaml_path} {split}: {len(absent)} images listed in {location} not found: "
-                                    f"{', '.join(absent[:3])}{' ...' if len(absent) > 3 else ''}; fix the list "
-                                    "('./' lines are relative to the list's folder)")
+                raise YoloslimError(
+                    f"{yaml_path} {split}: {len(absent)} images listed in {location} not found: "
+                    f"{', '.join(absent[:3])}{' ...' if len(absent) > 3 else ''}; fix the list "
+                    "('./' lines are relative to the list's folder)"
+                )
             images += listed
         else:
-            raise YoloslimError(f"{yaml_path} {split}: {location} not found ({split}: {item!r} is resolved "
-                                f"against {root}); fix the path in the yaml or create the folder")
+            raise YoloslimError(
+                f"{yaml_path} {split}: {location} not found ({split}: {item!r} is resolved "
+                f"against {root}); fix the path in the yaml or create the folder"
+            )
     if not images:
-        raise YoloslimError(f"{yaml_path} {split}: no images in {entry!r} (under {root}); put .jpg/.png images "
-                            "there, with their labels in the matching labels/ folder")
+        raise YoloslimError(
+            f"{yaml_path} {split}: no images in {entry!r} (under {root}); put .jpg/.png images "
+            "there, with their labels in the matching labels/ folder"
+        )
     return images
 
 
@@ -469,8 +508,8 @@ def check_split(images, names, split, yaml_path, root) -> dict:
     malformed, out of range or of an unknown class) is named in a warning and dropped, as Ultralytics does.
     Only a split with no usable image is an error."""
     hints = {
-        "image": "images that cannot be read", "malformed": "images with malformed label rows "
-        "(a row is class cx cy w h, or a class and polygon points)",
+        "image": "images that cannot be read",
+        "malformed": "images with malformed label rows (a row is class cx cy w h, or a class and polygon points)",
         "range": "images with label coordinates outside 0..1 (normalise by the image width and height)",
         "class": f"images with unknown class ids (names: has ids 0..{len(names) - 1})",
         "mixed": "images whose labels mix boxes and polygons",
@@ -509,14 +548,18 @@ def check_split(images, names, split, yaml_path, root) -> dict:
     total = sum(len(v) for v in dropped.values())
     for kind, items in dropped.items():
         if items:
-            warn(f"{yaml_path} {split}: {len(items)} {hints[kind]}, dropped as Ultralytics drops them: "
-                 f"{', '.join(map(str, items[:3]))}{' ...' if len(items) > 3 else ''}")
+            warn(
+                f"{yaml_path} {split}: {len(items)} {hints[kind]}, dropped as Ultralytics drops them: "
+                f"{', '.join(map(str, items[:3]))}{' ...' if len(items) > 3 else ''}"
+            )
     if zero_size:
         warn(f"{yaml_path} {split}: {zero_size} label boxes of zero width or height (they teach nothing)")
     if not usable:
         first = next(kind for kind, items in dropped.items() if items)
-        raise YoloslimError(f"{yaml_path} {split}: none of its {len(images)} images is usable ({total} dropped, e.g. "
-                            f"{dropped[first][0]}: {hints[first]}); fix the images or their label rows")
+        raise YoloslimError(
+            f"{yaml_path} {split}: none of its {len(images)} images is usable ({total} dropped, e.g. "
+            f"{dropped[first][0]}: {hints[first]}); fix the images or their label rows"
+        )
     if total:
         warn(f"{yaml_path} {split}: {total} of {len(images)} images dropped; training uses the other {usable}")
     return {"images": usable, "objects": objects, "backgrounds": backgrounds, "dropped": total}

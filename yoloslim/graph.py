@@ -49,7 +49,7 @@ class Group:
         return g
 
     def gammas(self) -> list[torch.Tensor]:
-        return [p.bn.weight.detach()[p.offset: p.offset + self.size] for p in self.producers if p.bn is not None]
+        return [p.bn.weight.detach()[p.offset : p.offset + self.size] for p in self.producers if p.bn is not None]
 
     def importance(self) -> torch.Tensor:
         """max |gamma| over producers: a channel is unimportant only if every layer writing it is."""
@@ -116,8 +116,10 @@ class Graph:
             return x
         self.consume(conv, bn, x)
         size = conv.out_channels // parts
-        out = [self.new_group(size, f"{self.name(conv)}[{i * size}:{(i + 1) * size}]" if parts > 1
-                              else self.name(conv)) for i in range(parts)]
+        out = [
+            self.new_group(size, f"{self.name(conv)}[{i * size}:{(i + 1) * size}]" if parts > 1 else self.name(conv))
+            for i in range(parts)
+        ]
         for i, g in enumerate(out):
             g.producers.append(Producer(conv, bn, i * size))
         for a, b in zip(out, out[1:]):
@@ -139,8 +141,10 @@ class Graph:
         """Elementwise sum: channel j of a and of b become one channel."""
         ga, gb = a.groups, b.groups
         if [g.size for g in ga] != [g.size for g in gb]:
-            raise ValueError(f"residual add of differently split tensors {[g.size for g in ga]} and "
-                             f"{[g.size for g in gb]} is not supported")
+            raise ValueError(
+                f"residual add of differently split tensors {[g.size for g in ga]} and "
+                f"{[g.size for g in gb]} is not supported"
+            )
         for keep, gone in zip(ga, gb):
             if keep is not gone:
                 keep.producers += gone.producers

@@ -32,8 +32,9 @@ def cannot_write(path, e: OSError, what: str = "") -> YoloslimError:
     path = Path(e.filename) if getattr(e, "filename", None) else Path(path)
     if isinstance(e, (NotADirectoryError, FileExistsError)):
         blocker = next((p for p in [path, *path.parents] if p.exists() and not p.is_dir()), path)
-        return YoloslimError(f"cannot write {what or path}: {blocker} is a file, not a folder; choose another "
-                             "project=/name= or out=")
+        return YoloslimError(
+            f"cannot write {what or path}: {blocker} is a file, not a folder; choose another project=/name= or out="
+        )
     full = e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
     fix = "free some space there, or choose another folder" if full else "choose a writable project=/name= or out="
     return YoloslimError(f"cannot write {what or path} ({e.strerror or type(e).__name__}); {fix}")
@@ -96,8 +97,9 @@ def owned(folder):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise YoloslimError(f"{folder} is in use by another yoloslim run; wait for it to finish or choose "
-                                "another name=") from None
+            raise YoloslimError(
+                f"{folder} is in use by another yoloslim run; wait for it to finish or choose another name="
+            ) from None
         try:  # the holder before us may have removed the file we opened: lock the one on disk
             if os.stat(lock).st_ino == os.fstat(fd).st_ino:
                 break

@@ -22,6 +22,7 @@ def layer_stats(model: nn.Module, imgsz: int = 640) -> pd.DataFrame:
 
         def keep_channels(module, inputs, output, i=i):
             channels[i] = output.shape[1] if isinstance(output, torch.Tensor) else 0
+
         hooks.append(layer.register_forward_hook(keep_channels))
 
     def count(module, inputs, output):
@@ -38,9 +39,16 @@ def layer_stats(model: nn.Module, imgsz: int = 640) -> pd.DataFrame:
         for h in hooks:
             h.remove()
         model.train(training)
-    rows = [{"layer": i, "module": type(layer).__name__, "channels": channels.get(i, 0),
-             "params": sum(q.numel() for q in layer.parameters()), "gflops": flops.get(i, 0.0)}
-            for i, layer in enumerate(model.model)]
+    rows = [
+        {
+            "layer": i,
+            "module": type(layer).__name__,
+            "channels": channels.get(i, 0),
+            "params": sum(q.numel() for q in layer.parameters()),
+            "gflops": flops.get(i, 0.0),
+        }
+        for i, layer in enumerate(model.model)
+    ]
     return pd.DataFrame(rows)
 
 

@@ -32,18 +32,28 @@ import numpy as np
 import torch
 
 from . import YoloslimError
-from .log import LOGGER
 from .args import verb
 from .checkpoint import check_stride, load_model, save_checkpoint
+from .log import LOGGER
 
 FP32_TOL = 1e-3
 DEFAULT_DIR = Path("runs/yoloslim/export")
 
 
 @verb("export")
-def export(model, imgsz: int = 640, dynamic: bool = False, simplify: bool = True, opset: int | None = None,
-           half: bool = False, out=None, runs: int = 50, threads: int = 1, tol: float = FP32_TOL,
-           verbose: bool = True) -> Path:
+def export(
+    model,
+    imgsz: int = 640,
+    dynamic: bool = False,
+    simplify: bool = True,
+    opset: int | None = None,
+    half: bool = False,
+    out=None,
+    runs: int = 50,
+    threads: int = 1,
+    tol: float = FP32_TOL,
+    verbose: bool = True,
+) -> Path:
     """Export `model` (a .pt, a yaml or a module) to ONNX, check it against PyTorch in onnxruntime, time it.
 
     out: the .onnx to write; default next to the .pt with the same stem (Ultralytics' default), or
@@ -53,13 +63,34 @@ def export(model, imgsz: int = 640, dynamic: bool = False, simplify: bool = True
     tol: the fp32 tolerance (see check_onnx); raise it only for a model that PyTorch itself cannot compute to
     1e-3 in fp32, which the error message then says. Returns the path of the checked .onnx.
     """
-    return export_checked(model, imgsz=imgsz, dynamic=dynamic, simplify=simplify, opset=opset, half=half,
-                          out=out, runs=runs, threads=threads, tol=tol, verbose=verbose)[0]
+    return export_checked(
+        model,
+        imgsz=imgsz,
+        dynamic=dynamic,
+        simplify=simplify,
+        opset=opset,
+        half=half,
+        out=out,
+        runs=runs,
+        threads=threads,
+        tol=tol,
+        verbose=verbose,
+    )[0]
 
 
-def export_checked(model, imgsz: int = 640, dynamic: bool = False, simplify: bool = True, opset: int | None = None,
-                   half: bool = False, out=None, runs: int = 0, threads: int = 1, tol: float = FP32_TOL,
-                   verbose: bool = False) -> tuple[Path, dict]:
+def export_checked(
+    model,
+    imgsz: int = 640,
+    dynamic: bool = False,
+    simplify: bool = True,
+    opset: int | None = None,
+    half: bool = False,
+    out=None,
+    runs: int = 0,
+    threads: int = 1,
+    tol: float = FP32_TOL,
+    verbose: bool = False,
+) -> tuple[Path, dict]:
     """`export`, also returning what it measured: max_diff per input, tolerance, latency (when runs > 0)."""
     source = model
     torch_model = load_model(source)  # one clear error for a missing, corrupt or non-detection file
@@ -70,8 +101,9 @@ def export_checked(model, imgsz: int = 640, dynamic: bool = False, simplify: boo
         dest.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{dest.stem}-export-", dir=dest.parent))
     except OSError as e:
-        raise YoloslimError(f"cannot write in {dest.parent} ({e.strerror}); pass out=<a writable folder>/"
-                            f"{dest.name}") from None
+        raise YoloslimError(
+            f"cannot write in {dest.parent} ({e.strerror}); pass out=<a writable folder>/{dest.name}"
+        ) from None
     try:
         pt = work / "model.pt"  # a neutral name: Ultralytics rewrites some stock names (yolov5n.pt -> yolov5nu.pt)
         if is_pt:
@@ -81,8 +113,9 @@ def export_checked(model, imgsz: int = 640, dynamic: bool = False, simplify: boo
         onnx_file = ultralytics_onnx(pt, imgsz=imgsz, dynamic=dynamic, simplify=simplify, opset=opset, half=half)
         reference = load_model(pt)  # the weights exactly as exported (checkpoints store fp16 weights)
         try:
-            report = check_onnx(onnx_file, reference, imgsz, dynamic=dynamic, half=half, threads=threads,
-                                tol=tol, label=dest.name)
+            report = check_onnx(
+                onnx_file, reference, imgsz, dynamic=dynamic, half=half, threads=threads, tol=tol, label=dest.name
+            )
         except YoloslimError as e:
             raise YoloslimError(f"{e}; {dest} was not written") from None
         os.replace(onnx_file, dest)
@@ -92,18 +125,24 @@ def export_checked(model, imgsz: int = 640, dynamic: bool = False, simplify: boo
     report["onnx"] = str(dest)
     if verbose:
         shape = "dynamic batch/height/width" if dynamic else f"static 1x3x{imgsz}x{imgsz}"
-        LOGGER.info(f"exported {dest} ({dest.stat().st_size / 2**20:.1f} MB, {shape}, opset {report['opset']}"
-              f"{', fp16' if half else ''}{', simplified' if simplify else ''}) with the stock Ultralytics exporter")
+        LOGGER.info(
+            f"exported {dest} ({dest.stat().st_size / 2**20:.1f} MB, {shape}, opset {report['opset']}"
+            f"{', fp16' if half else ''}{', simplified' if simplify else ''}) with the stock Ultralytics exporter"
+        )
         diffs = ", ".join(f"{v:.2e} on {k}" for k, v in report["max_diff"].items())
-        LOGGER.info(f"onnxruntime vs PyTorch ({'fp16 vs fp32' if half else 'fp32'}): max |diff| {diffs}; worst "
-              f"{max(report['checked'].values()):.2e} against the tolerance ({report['tolerance']}): OK")
+        LOGGER.info(
+            f"onnxruntime vs PyTorch ({'fp16 vs fp32' if half else 'fp32'}): max |diff| {diffs}; worst "
+            f"{max(report['checked'].values()):.2e} against the tolerance ({report['tolerance']}): OK"
+        )
     if runs:
         report["latency"] = ort_latency(dest, imgsz, runs=runs, threads=threads)
         if verbose:
             lat = report["latency"]
-            LOGGER.info(f"onnxruntime CPU latency at {imgsz}, {threads} thread{'s' * (threads > 1)}: median "
-                  f"{lat['median_ms']:.1f} ms, mean {lat['mean_ms']:.1f} ms, p90 {lat['p90_ms']:.1f} ms "
-                  f"({lat['runs']} runs after {lat['warmup']} warm-up)")
+            LOGGER.info(
+                f"onnxruntime CPU latency at {imgsz}, {threads} thread{'s' * (threads > 1)}: median "
+                f"{lat['median_ms']:.1f} ms, mean {lat['mean_ms']:.1f} ms, p90 {lat['p90_ms']:.1f} ms "
+                f"({lat['runs']} runs after {lat['warmup']} warm-up)"
+            )
     return dest, report
 
 
@@ -124,8 +163,15 @@ def ultralytics_onnx(pt: Path, imgsz: int, dynamic: bool, simplify: bool, opset:
     from ultralytics import YOLO
     from ultralytics.utils import LOGGER
 
-    kwargs = {"format": "onnx", "imgsz": imgsz, "dynamic": dynamic, "simplify": simplify, "opset": opset,
-              "device": "cpu", **({"quantize": 16} if half else {})}
+    kwargs = {
+        "format": "onnx",
+        "imgsz": imgsz,
+        "dynamic": dynamic,
+        "simplify": simplify,
+        "opset": opset,
+        "device": "cpu",
+        **({"quantize": 16} if half else {}),
+    }
     level = LOGGER.level
     LOGGER.setLevel(logging.WARNING)
     try:
@@ -137,8 +183,16 @@ def ultralytics_onnx(pt: Path, imgsz: int, dynamic: bool, simplify: bool, opset:
         LOGGER.setLevel(level)
 
 
-def check_onnx(onnx_path, reference: torch.nn.Module, imgsz: int, dynamic: bool = False, half: bool = False,
-               threads: int = 1, tol: float = FP32_TOL, label: str | None = None) -> dict:
+def check_onnx(
+    onnx_path,
+    reference: torch.nn.Module,
+    imgsz: int,
+    dynamic: bool = False,
+    half: bool = False,
+    threads: int = 1,
+    tol: float = FP32_TOL,
+    label: str | None = None,
+) -> dict:
     """Compare the graph's output in onnxruntime with PyTorch on bus.jpg and seeded random input; raise if too far.
 
     The output is (1, 4 + nc, anchors): box coordinates in pixels, then class probabilities. max_diff reports the
@@ -172,35 +226,50 @@ def check_onnx(onnx_path, reference: torch.nn.Module, imgsz: int, dynamic: bool 
         want = (want[0] if isinstance(want, (list, tuple)) else want).numpy()
         got = session.run(None, {name: x.numpy()})[0]
         if got.shape != want.shape:
-            raise YoloslimError(f"{label}: onnxruntime output shape {tuple(got.shape)} differs from PyTorch "
-                                f"{tuple(want.shape)} on {what}; the ONNX graph does not compute what the model does")
+            raise YoloslimError(
+                f"{label}: onnxruntime output shape {tuple(got.shape)} differs from PyTorch "
+                f"{tuple(want.shape)} on {what}; the ONNX graph does not compute what the model does"
+            )
         strides = heads[-1].strides.numpy() if heads and getattr(heads[-1], "strides", None) is not None else None
         diffs[what] = float(np.abs(got.astype(np.float64) - want).max())
         box, score = _errors(got, want, None if half else strides)
         scaled[what] = max(box, score)
         if not (box <= box_tol and score <= score_tol):  # also catches NaN
             unit = "px" if half else "strides"
-            message = (f"{label}: onnxruntime differs from PyTorch on {what}: boxes by {box:.3g} {unit}, scores by "
-                       f"{score:.3g} (tolerance {box_tol:g} {unit}, {score_tol:g})")
+            message = (
+                f"{label}: onnxruntime differs from PyTorch on {what}: boxes by {box:.3g} {unit}, scores by "
+                f"{score:.3g} (tolerance {box_tol:g} {unit}, {score_tol:g})"
+            )
             if not half:
                 with torch.no_grad():
                     exact = copy.deepcopy(model).double()(x.double())
                 exact = (exact[0] if isinstance(exact, (list, tuple)) else exact).numpy()
                 fp32 = max(_errors(want, exact, strides))
                 if fp32 > tol / 2:
-                    message += (f"; PyTorch fp32 itself is {fp32:.3g} from float64 here, so the model is numerically "
-                                f"ill-conditioned in fp32 (huge activations?): if that is expected, pass tol=")
+                    message += (
+                        f"; PyTorch fp32 itself is {fp32:.3g} from float64 here, so the model is numerically "
+                        f"ill-conditioned in fp32 (huge activations?): if that is expected, pass tol="
+                    )
                     message += f"{max(tol, 4 * scaled[what]):.0e}"
                 else:
-                    message += (f" while PyTorch fp32 is within {fp32:.1g} of float64: the ONNX graph does not "
-                                "compute what the model does")
+                    message += (
+                        f" while PyTorch fp32 is within {fp32:.1g} of float64: the ONNX graph does not "
+                        "compute what the model does"
+                    )
             raise YoloslimError(message)
     import onnx
 
-    opset = max((o.version for o in onnx.load(str(onnx_path), load_external_data=False).opset_import
-                 if o.domain in ("", "ai.onnx")), default=None)
-    tolerance = (f"boxes {box_tol:g} px, scores {score_tol:g}" if half else
-                 f"{tol:g} for boxes in strides and for scores")
+    opset = max(
+        (
+            o.version
+            for o in onnx.load(str(onnx_path), load_external_data=False).opset_import
+            if o.domain in ("", "ai.onnx")
+        ),
+        default=None,
+    )
+    tolerance = (
+        f"boxes {box_tol:g} px, scores {score_tol:g}" if half else f"{tol:g} for boxes in strides and for scores"
+    )
     return {"max_diff": diffs, "checked": scaled, "tolerance": tolerance, "opset": opset}
 
 
@@ -241,8 +310,9 @@ def ort_session(onnx_path, threads: int = 1):
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as e:
-        raise YoloslimError(f"{path} is not a loadable ONNX model (corrupt or truncated?): "
-                            f"{type(e).__name__}") from None
+        raise YoloslimError(
+            f"{path} is not a loadable ONNX model (corrupt or truncated?): {type(e).__name__}"
+        ) from None
 
 
 def ort_latency(onnx_path, imgsz: int, runs: int = 50, warmup: int = 10, threads: int = 1) -> dict:
@@ -260,8 +330,10 @@ def interleaved_latency(onnx_paths, imgsz: int, runs: int = 50, warmup: int = 10
     feeds = []
     for s in sessions:
         meta = s.get_inputs()[0]
-        shape = [1 if i == 0 and not isinstance(d, int) else d if isinstance(d, int) else imgsz
-                 for i, d in enumerate(meta.shape)]
+        shape = [
+            1 if i == 0 and not isinstance(d, int) else d if isinstance(d, int) else imgsz
+            for i, d in enumerate(meta.shape)
+        ]
         dtype = np.float16 if meta.type == "tensor(float16)" else np.float32
         feeds.append({meta.name: rng.random(shape, dtype=np.float32).astype(dtype)})
     for s, feed in zip(sessions, feeds):
@@ -274,12 +346,23 @@ def interleaved_latency(onnx_paths, imgsz: int, runs: int = 50, warmup: int = 10
             start = time.perf_counter()
             sessions[k].run(None, feeds[k])
             times[k].append((time.perf_counter() - start) * 1000)
-    return [{"median_ms": float(np.median(t)), "mean_ms": float(np.mean(t)), "p90_ms": float(np.percentile(t, 90)),
-             "min_ms": float(np.min(t)), "runs": runs, "warmup": warmup, "threads": threads} for t in times]
+    return [
+        {
+            "median_ms": float(np.median(t)),
+            "mean_ms": float(np.mean(t)),
+            "p90_ms": float(np.percentile(t, 90)),
+            "min_ms": float(np.min(t)),
+            "runs": runs,
+            "warmup": warmup,
+            "threads": threads,
+        }
+        for t in times
+    ]
 
 
-def measure_many(models: dict, imgsz: int = 640, threads: int = 1, runs: int = 50, warmup: int = 10,
-                 work_dir=None) -> list[dict]:
+def measure_many(
+    models: dict, imgsz: int = 640, threads: int = 1, runs: int = 50, warmup: int = 10, work_dir=None
+) -> list[dict]:
     """Rows for {label: model (.pt, yaml or module)}: each exported to a temporary .onnx and checked, then all
     timed interleaved (see interleaved_latency). Compare latencies within one call, not across calls."""
     from .measure import layer_stats
@@ -290,10 +373,16 @@ def measure_many(models: dict, imgsz: int = 640, threads: int = 1, runs: int = 5
             module = load_model(source)  # once: a yaml builds new random weights on every load
             stats = layer_stats(module, imgsz)
             onnx_path, report = export_checked(module, imgsz=imgsz, out=Path(tmp) / f"{i}.onnx", threads=threads)
-            rows.append({"model": label, "params": sum(p.numel() for p in module.parameters()),
-                         "gflops": float(stats.gflops.sum()), "onnx_mb": onnx_path.stat().st_size / 2**20,
-                         "max_diff": max(report["max_diff"].values()),  # raw: px for boxes
-                         "max_diff_checked": max(report["checked"].values())})  # boxes in strides (check_onnx)
+            rows.append(
+                {
+                    "model": label,
+                    "params": sum(p.numel() for p in module.parameters()),
+                    "gflops": float(stats.gflops.sum()),
+                    "onnx_mb": onnx_path.stat().st_size / 2**20,
+                    "max_diff": max(report["max_diff"].values()),  # raw: px for boxes
+                    "max_diff_checked": max(report["checked"].values()),
+                }
+            )  # boxes in strides (check_onnx)
             paths.append(onnx_path)
         for row, latency in zip(rows, interleaved_latency(paths, imgsz, runs=runs, warmup=warmup, threads=threads)):
             row.update(latency)

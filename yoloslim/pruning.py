@@ -15,7 +15,7 @@ from .args import verb
 from .checkpoint import check_stride, load_model, save_checkpoint
 from .io import owned
 from .log import LOGGER
-from .measure import layer_stats, layer_table
+from .measure import layer_table
 from .plan import MAX_GROUP_RATIO, Plan, make_plan, removal_stats
 from .slimming import graph_of, prune_in_place
 
@@ -51,12 +51,30 @@ DESTRUCTIVE_SHARE = 0.1  # removed |gamma| above this share of the kept median: 
 
 
 @verb("prune")
-def prune(model, ratio: float | None = None, threshold: float | None = None, min_keep=0.05, round_to: int = 1,
-          plan: str | Plan | None = None, compensate: bool = True, imgsz: int = 640, project: str = "runs/yoloslim",
-          name: str = "prune", exist_ok: bool = False, save: bool = True, verbose: bool = True,
-          max_group_ratio: float = MAX_GROUP_RATIO, gflops: float | None = None, params: float | None = None,
-          latency_ms: float | None = None, speedup: float | None = None, max_drop: float | None = None,
-          data: str | None = None, val_imgsz: int = 320, dry_run: bool = False) -> PruneResult:
+def prune(
+    model,
+    ratio: float | None = None,
+    threshold: float | None = None,
+    min_keep=0.05,
+    round_to: int = 1,
+    plan: str | Plan | None = None,
+    compensate: bool = True,
+    imgsz: int = 640,
+    project: str = "runs/yoloslim",
+    name: str = "prune",
+    exist_ok: bool = False,
+    save: bool = True,
+    verbose: bool = True,
+    max_group_ratio: float = MAX_GROUP_RATIO,
+    gflops: float | None = None,
+    params: float | None = None,
+    latency_ms: float | None = None,
+    speedup: float | None = None,
+    max_drop: float | None = None,
+    data: str | None = None,
+    val_imgsz: int = 320,
+    dry_run: bool = False,
+) -> PruneResult:
     """Remove low-gamma channels and save slim.pt, plan.json, layers.csv and channels.png in project/name.
 
     model: a .pt, a yaml or a module (never modified). How far, one of: ratio (the fraction of the prunable
@@ -73,8 +91,10 @@ def prune(model, ratio: float | None = None, threshold: float | None = None, min
     budgets = {k: v for k, v in zip(BUDGETS, (gflops, params, latency_ms, speedup, max_drop)) if v is not None}
     given = [f"{k}=" for k, v in (("ratio", ratio), ("threshold", threshold), ("plan", plan)) if v is not None]
     if len(given) + len(budgets) != 1:
-        raise YoloslimError("give one of ratio=, threshold=, plan= or a budget (gflops=, params=, latency_ms=, "
-                            f"speedup=, max_drop=); got {', '.join(given + [f'{k}=' for k in budgets]) or 'none'}")
+        raise YoloslimError(
+            "give one of ratio=, threshold=, plan= or a budget (gflops=, params=, latency_ms=, "
+            f"speedup=, max_drop=); got {', '.join(given + [f'{k}=' for k in budgets]) or 'none'}"
+        )
     if "max_drop" in budgets and not data:
         raise YoloslimError("max_drop= needs data= (a data.yaml to validate on)")
     if data:
@@ -88,16 +108,20 @@ def prune(model, ratio: float | None = None, threshold: float | None = None, min
 
         found = find_level(model, budgets, imgsz, data=data, val_imgsz=val_imgsz, **plan_args)
         ratio = found["level"]
-        LOGGER.info(f"{next(iter(budgets))}={found['value']:g}: level {ratio:g} reaches {found['reached']:.4g} "
-                    f"(unpruned {found['unpruned']:.4g}; {found['tried']} levels tried)")
+        LOGGER.info(
+            f"{next(iter(budgets))}={found['value']:g}: level {ratio:g} reaches {found['reached']:.4g} "
+            f"(unpruned {found['unpruned']:.4g}; {found['tried']} levels tried)"
+        )
     graph = graph_of(model)
     before = copy.deepcopy(model)
     if plan is None:
         plan = make_plan(graph, ratio=ratio, threshold=threshold, **plan_args)
         if plan.removed == 0:
             asked = f"ratio={ratio:g}" if ratio is not None else f"threshold={threshold:g}"
-            raise YoloslimError(f"{asked} removes no channel (after min_keep={min_keep} and round_to={round_to}); "
-                                "give a larger ratio or threshold")
+            raise YoloslimError(
+                f"{asked} removes no channel (after min_keep={min_keep} and round_to={round_to}); "
+                "give a larger ratio or threshold"
+            )
         if found:
             plan.settings["budget"] = found
     elif not isinstance(plan, Plan):
@@ -113,27 +137,37 @@ def prune(model, ratio: float | None = None, threshold: float | None = None, min
             raise YoloslimError(f"refusing to overwrite the input {source}; choose another project/name")
         with owned(save_dir):
             if (save_dir / "slim.pt").exists() and not exist_ok:
-                raise YoloslimError(f"{save_dir} already holds a slim.pt; pass exist_ok=True to replace it, "
-                                    "or name=<new folder>")
+                raise YoloslimError(
+                    f"{save_dir} already holds a slim.pt; pass exist_ok=True to replace it, or name=<new folder>"
+                )
             from .report import plot_channels
 
             plan.save(save_dir / "plan.json")
             write_table(layers, save_dir / "layers.csv")
             plot_channels(before, model, save_dir / "channels.png")
-            save_checkpoint(model, save_dir / "slim.pt", plan=str(save_dir / "plan.json"),  # last: marks done
-                            source=str(source) if isinstance(source, (str, Path)) else type(source).__name__)
+            save_checkpoint(
+                model,
+                save_dir / "slim.pt",
+                plan=str(save_dir / "plan.json"),  # last: marks done
+                source=str(source) if isinstance(source, (str, Path)) else type(source).__name__,
+            )
     if verbose:
         LOGGER.info(layers.to_string(index=False))
         total = layers.iloc[-1]
-        LOGGER.info(f"pruned {plan.removed}/{plan.prunable} prunable channels "
-              f"(threshold |gamma| {plan.settings.get('threshold_used', float('nan')):.4g}): params {int(total.params_before):,} -> "
-              f"{int(total.params_after):,}, GFLOPs {total.gflops_before:.2f} -> {total.gflops_after:.2f} at {imgsz}")
+        LOGGER.info(
+            f"pruned {plan.removed}/{plan.prunable} prunable channels "
+            f"(threshold |gamma| {plan.settings.get('threshold_used', float('nan')):.4g}): "
+            f"params {int(total.params_before):,} -> "
+            f"{int(total.params_after):,}, GFLOPs {total.gflops_before:.2f} -> {total.gflops_after:.2f} at {imgsz}"
+        )
         if save_dir:
             slim = save_dir / "slim.pt"
-            LOGGER.info(f"saved {slim}, plan.json, layers.csv, channels.png in {save_dir}\n"
-                        f"train it at its slim width: yoloslim finetune model={slim} data=... (in Python: "
-                        f"YOLO('{slim}').train(data=..., trainer=yoloslim.SlimTrainer); a plain YOLO(...).train() "
-                        "rebuilds the model from its yaml at full width)")
+            LOGGER.info(
+                f"saved {slim}, plan.json, layers.csv, channels.png in {save_dir}\n"
+                f"train it at its slim width: yoloslim finetune model={slim} data=... (in Python: "
+                f"YOLO('{slim}').train(data=..., trainer=yoloslim.SlimTrainer); a plain YOLO(...).train() "
+                "rebuilds the model from its yaml at full width)"
+            )
     return PruneResult(model, plan, layers, save_dir)
 
 
@@ -143,10 +177,12 @@ def warn_if_destructive(graph, plan: Plan) -> None:
     scores = {g: g.importance() for g in graph.groups() if g.name in plan.kept}
     removed, median = removal_stats(scores, plan.kept)
     if median > 0 and removed > DESTRUCTIVE_SHARE * median:
-        LOGGER.warning(f"warning: the channels this prune removes are not near zero: the largest removed |gamma| is "
-                       f"{removed:.3g}, {removed / median:.0%} of the kept channels' median ({median:.3g}). Expect a "
-                       "large accuracy drop until finetuned; sparse-train first ('yoloslim sparse') or finetune, and "
-                       "'yoloslim sweep' shows the cost per level")
+        LOGGER.warning(
+            f"warning: the channels this prune removes are not near zero: the largest removed |gamma| is "
+            f"{removed:.3g}, {removed / median:.0%} of the kept channels' median ({median:.3g}). Expect a "
+            "large accuracy drop until finetuned; sparse-train first ('yoloslim sparse') or finetune, and "
+            "'yoloslim sweep' shows the cost per level"
+        )
 
 
 def write_table(table: pd.DataFrame, path: Path) -> None:
@@ -164,11 +200,19 @@ def inspect(model, verbose: bool = True) -> pd.DataFrame:
         if not g.producers:
             continue
         imp = g.importance() if g.gammas() else torch.full((g.size,), float("nan"))
-        rows.append({"group": g.name, "channels": g.size, "producers": len(g.producers),
-                     "consumers": len(g.consumers), "gamma_min": float(imp.min()),
-                     "gamma_median": float(imp.median()), "gamma_max": float(imp.max()),
-                     "below_1e-2": float((imp < 1e-2).float().mean()),
-                     "status": "prunable" if not g.frozen else "frozen: " + g.frozen[0]})
+        rows.append(
+            {
+                "group": g.name,
+                "channels": g.size,
+                "producers": len(g.producers),
+                "consumers": len(g.consumers),
+                "gamma_min": float(imp.min()),
+                "gamma_median": float(imp.median()),
+                "gamma_max": float(imp.max()),
+                "below_1e-2": float((imp < 1e-2).float().mean()),
+                "status": "prunable" if not g.frozen else "frozen: " + g.frozen[0],
+            }
+        )
     table = pd.DataFrame(rows)
     if verbose:
         with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 70):
@@ -176,8 +220,10 @@ def inspect(model, verbose: bool = True) -> pd.DataFrame:
         live = table[table.status == "prunable"]
         allg = torch.cat([g.importance() for g in graph.groups() if not g.frozen])
         q = torch.quantile(allg, torch.tensor([0.1, 0.5, 0.9])).tolist()
-        LOGGER.info(f"{len(live)} prunable groups, {int(live.channels.sum())} channels; {len(table) - len(live)} frozen "
-              f"groups, {int(table.channels.sum() - live.channels.sum())} channels. "
-              f"|gamma| 10/50/90%: {q[0]:.3g} / {q[1]:.3g} / {q[2]:.3g}; "
-              f"below 1e-2: {float((allg < 1e-2).float().mean()):.1%}")
+        LOGGER.info(
+            f"{len(live)} prunable groups, {int(live.channels.sum())} channels; {len(table) - len(live)} frozen "
+            f"groups, {int(table.channels.sum() - live.channels.sum())} channels. "
+            f"|gamma| 10/50/90%: {q[0]:.3g} / {q[1]:.3g} / {q[2]:.3g}; "
+            f"below 1e-2: {float((allg < 1e-2).float().mean()):.1%}"
+        )
     return table

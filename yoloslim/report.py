@@ -71,19 +71,34 @@ def pipeline_report(rows: list[dict], run: Path):
     from .io import atomic_write_text
 
     table = pd.DataFrame(rows)
-    cols = [c for c in ("stage", "level", "params", "gflops", "mAP50", "mAP50-95", "latency_ms", "pt_mb", "onnx_mb")
-            if c in table.columns]
+    cols = [
+        c
+        for c in ("stage", "level", "params", "gflops", "mAP50", "mAP50-95", "latency_ms", "pt_mb", "onnx_mb")
+        if c in table.columns
+    ]
     table = table[cols + [c for c in table.columns if c not in cols]]
     atomic_write_text(Path(run) / "report.csv", table.to_csv(index=False))
     shown = table[cols]
     atomic_write_text(Path(run) / "report.md", shown.to_markdown(index=False, floatfmt=".4g") + "\n")
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for stage_name, marker in (("pretrained", "D"), ("baseline", "*"), ("sparse", "s"), ("pruned", "v"), ("finetuned", "o")):
+    for stage_name, marker in (
+        ("pretrained", "D"),
+        ("baseline", "*"),
+        ("sparse", "s"),
+        ("pruned", "v"),
+        ("finetuned", "o"),
+    ):
         part = table[table.stage == stage_name].sort_values("gflops")
         if len(part):
-            a.plot(part.gflops, part["mAP50-95"], marker=marker, label=stage_name,
-                   linestyle="-" if len(part) > 1 else "none", markersize=9)
+            a.plot(
+                part.gflops,
+                part["mAP50-95"],
+                marker=marker,
+                label=stage_name,
+                linestyle="-" if len(part) > 1 else "none",
+                markersize=9,
+            )
     a.set_xlabel("GFLOPs at 640")
     a.set_ylabel("mAP50-95")
     a.set_title("Accuracy vs compute")
@@ -91,8 +106,12 @@ def pipeline_report(rows: list[dict], run: Path):
     pruned = table[table.stage == "pruned"].set_index("level")
     tuned = table[table.stage == "finetuned"].set_index("level")
     levels = [lv for lv in pruned.index if lv in tuned.index]
-    bars_before_after(b, [f"ratio {lv:g}" for lv in levels], [pruned.loc[lv, "mAP50-95"] for lv in levels],
-                      [tuned.loc[lv, "mAP50-95"] for lv in levels])
+    bars_before_after(
+        b,
+        [f"ratio {lv:g}" for lv in levels],
+        [pruned.loc[lv, "mAP50-95"] for lv in levels],
+        [tuned.loc[lv, "mAP50-95"] for lv in levels],
+    )
     save_figure(fig, Path(run) / "report.png")
     return shown
 

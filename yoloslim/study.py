@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import YoloslimError
-from .log import LOGGER
-from .io import atomic_write_text
 from .args import as_list, verb
 from .flow import pipeline as pipeline_verb
+from .io import atomic_write_text
+from .log import LOGGER
 
 MEASURES = ("mAP50", "mAP50-95")
 
@@ -35,8 +35,13 @@ def summarize(model: str, report) -> list[dict]:
     for level in levels:
         final = by_stage["baseline"].loc[level] if level == 0 else by_stage["finetuned"].loc[level]
         pruned = by_stage["pruned"].loc[level] if level and "pruned" in by_stage else None
-        row = {"model": model, "family": family(model), "level": level,
-               "params": int(final["params"]), "gflops": float(final["gflops"])}
+        row = {
+            "model": model,
+            "family": family(model),
+            "level": level,
+            "params": int(final["params"]),
+            "gflops": float(final["gflops"]),
+        }
         for m in MEASURES:
             row[f"{m} sparse"] = float(sparse[m])
             row[f"{m} pruned"] = float(pruned[m]) if pruned is not None else float("nan")
@@ -53,7 +58,9 @@ def run_names(models: list[str]) -> list[str]:
     paths = [Path(m) for m in models]
     depth = 0
     while True:
-        names = ["-".join([*p.parent.parts[len(p.parent.parts) - depth:], p.stem] if depth else [p.stem]) for p in paths]
+        names = [
+            "-".join([*p.parent.parts[len(p.parent.parts) - depth :], p.stem] if depth else [p.stem]) for p in paths
+        ]
         if len(set(names)) == len(names) or depth > max(len(p.parts) for p in paths):
             break
         depth += 1
@@ -63,8 +70,14 @@ def run_names(models: list[str]) -> list[str]:
 
 
 @verb("compare", passes_to=pipeline_verb)
-def compare(models: str | list = "yolov8n.yaml,yolov8s.yaml,yolov8m.yaml", levels: str | list = "0.5,0.6,0.7",
-            runs: str | list | None = None, project: str = "runs/yoloslim", name: str = "compare", **pipeline_args):
+def compare(
+    models: str | list = "yolov8n.yaml,yolov8s.yaml,yolov8m.yaml",
+    levels: str | list = "0.5,0.6,0.7",
+    runs: str | list | None = None,
+    project: str = "runs/yoloslim",
+    name: str = "compare",
+    **pipeline_args,
+):
     """Several models x prune levels in one table and plots: a resumable pipeline per model, then
     compare.csv, compare.md and compare.png in project/name.
 
@@ -74,8 +87,8 @@ def compare(models: str | list = "yolov8n.yaml,yolov8s.yaml,yolov8m.yaml", level
     """
     import pandas as pd
 
-    from .io import owned
     from .flow import banner
+    from .io import owned
 
     out = Path(project) / name
     folders = [Path(r) for r in as_list(runs)]
@@ -88,8 +101,9 @@ def compare(models: str | list = "yolov8n.yaml,yolov8s.yaml,yolov8m.yaml", level
         if not folders:
             for i, (model, folder) in enumerate(zip(names, folder_names), 1):
                 banner(f"compare: model {i}/{len(names)}: {model}")
-                folders.append(pipeline_verb(model=model, levels=levels, project=str(out), name=folder,
-                                             **pipeline_args))
+                folders.append(
+                    pipeline_verb(model=model, levels=levels, project=str(out), name=folder, **pipeline_args)
+                )
         rows = []
         for f in folders:
             rows += summarize(f.name, pd.read_csv(f / "report.csv"))
@@ -110,17 +124,27 @@ def plot_compare(table, path) -> Path:
     fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.8))
     for fam, part in table.groupby("family", sort=False):
         part = part.sort_values("gflops")
-        line, = a.plot(part.gflops, part["mAP50-95 final"], marker="o", label=fam)
+        (line,) = a.plot(part.gflops, part["mAP50-95 final"], marker="o", label=fam)
         for _, r in part.iterrows():
-            size = r.model[len(r.family):] or r.model
-            a.annotate(f"{size} {r.level:g}", (r.gflops, r["mAP50-95 final"]), textcoords="offset points",
-                       xytext=(3, 3), fontsize=7, color=line.get_color())
+            size = r.model[len(r.family) :] or r.model
+            a.annotate(
+                f"{size} {r.level:g}",
+                (r.gflops, r["mAP50-95 final"]),
+                textcoords="offset points",
+                xytext=(3, 3),
+                fontsize=7,
+                color=line.get_color(),
+            )
     a.set_xscale("log")
     a.set_xlabel("GFLOPs at 640 (log)")
     a.set_ylabel("mAP50-95")
     a.set_title("Accuracy vs compute (labels: size, prune level)")
     a.legend()
     pruned = table[table.level > 0]
-    bars_before_after(b, [f"{m}\n{lv:g}" for m, lv in zip(pruned.model, pruned.level)], pruned["mAP50-95 pruned"],
-                      pruned["mAP50-95 final"])
+    bars_before_after(
+        b,
+        [f"{m}\n{lv:g}" for m, lv in zip(pruned.model, pruned.level)],
+        pruned["mAP50-95 pruned"],
+        pruned["mAP50-95 final"],
+    )
     return save_figure(fig, path)

@@ -21,9 +21,21 @@ DEFAULT_LEVELS = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"
 
 
 @verb("sweep")
-def sweep(model, data: str | None = None, levels: str | list = DEFAULT_LEVELS, imgsz: int = 320, batch: int = 16,
-          max_drop: float = 0.01, min_keep=0.05, round_to: int = 1, max_group_ratio: float = MAX_GROUP_RATIO,
-          runs: int = 20, threads: int = 1, project: str = "runs/yoloslim", name: str = "sweep") -> pd.DataFrame:
+def sweep(
+    model,
+    data: str | None = None,
+    levels: str | list = DEFAULT_LEVELS,
+    imgsz: int = 320,
+    batch: int = 16,
+    max_drop: float = 0.01,
+    min_keep=0.05,
+    round_to: int = 1,
+    max_group_ratio: float = MAX_GROUP_RATIO,
+    runs: int = 20,
+    threads: int = 1,
+    project: str = "runs/yoloslim",
+    name: str = "sweep",
+) -> pd.DataFrame:
     """Prune at each level without finetune and write sweep.csv and sweep.png in project/name.
 
     Per level: mAP50 and mAP50-95 on data's val split at imgsz, params, GFLOPs at imgsz and onnxruntime CPU
@@ -44,14 +56,21 @@ def sweep(model, data: str | None = None, levels: str | list = DEFAULT_LEVELS, i
     with owned(out), tempfile.TemporaryDirectory(prefix="yoloslim-sweep-") as tmp:
         rows, onnx = [], []
         for level in [0.0, *levels]:
-            pruned = source if level == 0 else pruned_copy(source, level, min_keep=min_keep, round_to=round_to,
-                                                           max_group_ratio=max_group_ratio)[0]
+            pruned = (
+                source
+                if level == 0
+                else pruned_copy(source, level, min_keep=min_keep, round_to=round_to, max_group_ratio=max_group_ratio)[
+                    0
+                ]
+            )
             row = {"level": level, **size(pruned, imgsz), **accuracy(pruned, data, imgsz, batch)}
             if runs:
                 onnx.append(export_checked(pruned, imgsz=imgsz, out=Path(tmp) / f"{level:g}.onnx", runs=0)[0])
             rows.append(row)
-            LOGGER.info(f"sweep: level {level:g}: mAP50-95 {row['mAP50-95']:.4f}, {row['params']:,} params, "
-                        f"{row['gflops']:.3g} GFLOPs at {imgsz}")
+            LOGGER.info(
+                f"sweep: level {level:g}: mAP50-95 {row['mAP50-95']:.4f}, {row['params']:,} params, "
+                f"{row['gflops']:.3g} GFLOPs at {imgsz}"
+            )
         if runs:
             for row, latency in zip(rows, interleaved_latency(onnx, imgsz, runs=runs, threads=threads)):
                 row["latency_ms"] = latency["median_ms"]
@@ -63,8 +82,10 @@ def sweep(model, data: str | None = None, levels: str | list = DEFAULT_LEVELS, i
         atomic_write_text(out / "sweep.csv", table.to_csv(index=False))
         plot_sweep(table, knee, max_drop, imgsz, out / "sweep.png")
     LOGGER.info(table.to_markdown(index=False, floatfmt=".4g"))
-    LOGGER.info(f"knee: level {knee:g} (the last within max_drop={max_drop:g} of the unpruned mAP50-95); "
-                f"{time.perf_counter() - start:.1f}s for {len(levels)} levels. {out / 'sweep.csv'}, {out / 'sweep.png'}")
+    LOGGER.info(
+        f"knee: level {knee:g} (the last within max_drop={max_drop:g} of the unpruned mAP50-95); "
+        f"{time.perf_counter() - start:.1f}s for {len(levels)} levels. {out / 'sweep.csv'}, {out / 'sweep.png'}"
+    )
     return table
 
 
@@ -74,16 +95,26 @@ def plot_sweep(table: pd.DataFrame, knee: float, max_drop: float, imgsz: int, pa
 
     fig, ax = plt.subplots(figsize=(8, 4.8))
     ax.plot(table.level, table["mAP50-95"], marker="o", color="tab:blue", label="mAP50-95 (pruned, no finetune)")
-    ax.axhline(table["mAP50-95"].iloc[0] - max_drop, color="tab:blue", linestyle=":", linewidth=1,
-               label=f"unpruned - max_drop ({max_drop:g})")
+    ax.axhline(
+        table["mAP50-95"].iloc[0] - max_drop,
+        color="tab:blue",
+        linestyle=":",
+        linewidth=1,
+        label=f"unpruned - max_drop ({max_drop:g})",
+    )
     ax.axvline(knee, color="tab:red", linestyle="--", label=f"knee: level {knee:g}")
     ax.set_xlabel("prune level (share of prunable channels removed)")
     ax.set_ylabel("mAP50-95")
     right = ax.twinx()
     right.plot(table.level, table.gflops / table.gflops.iloc[0], marker="s", color="tab:green", label="GFLOPs")
     if "latency_ms" in table:
-        right.plot(table.level, table.latency_ms / table.latency_ms.iloc[0], marker="^", color="tab:orange",
-                   label="ORT CPU latency")
+        right.plot(
+            table.level,
+            table.latency_ms / table.latency_ms.iloc[0],
+            marker="^",
+            color="tab:orange",
+            label="ORT CPU latency",
+        )
     right.set_ylabel("relative to unpruned")
     right.set_ylim(0, 1.05)
     lines = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]

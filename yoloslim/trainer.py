@@ -59,8 +59,9 @@ from ultralytics.utils import DEFAULT_CFG, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
 from . import YoloslimError
-from .log import LOGGER
 from .args import verb
+from .log import LOGGER
+from .sparsity import MAX_GROUP_SHARE, sparsity_penalty, sr_factor  # noqa: F401 (MAX_GROUP_SHARE: API)
 
 # Chosen from sweeps on the generated dataset (see README): sr=1 per nominal batch on the weakest 42% of the
 # channels (wide groups first) for the first 60% of the epochs, then sr/100 so the network recovers around the
@@ -68,69 +69,24 @@ from .args import verb
 SPARSE_DEFAULTS = {"sr": 1.0, "sr_schedule": "step", "sr_step": 0.6, "penalty": "wide", "sr_share": 0.42}
 SCHEDULES = ("constant", "linear", "step")
 PENALTIES = ("wide", "lowest", "l1")
-MAX_GROUP_SHARE = 0.8  # wide, lowest: the most of one channel group they push to zero
 HIST_BINS = np.concatenate([[0.0], np.logspace(-4, 1, 41)])  # |gamma| bins, log-spaced, first one catches 0
-
-
-def sr_factor(schedule: str, progress: float, step_at: float) -> float:
-    """Multiplier of sr at a fraction `progress` of training."""
-    if schedule == "constant":
-        return 1.0
-    if schedule == "linear":
-        return max(0.0, 1.0 - progress)
-    return 1.0 if progress < step_at else 0.01  # "step": drop to sr/100 after step_at of the epochs
-
-
-def sparsity_penalty(gammas: list[torch.Tensor], kind: str, share: float,
-                     groups: list[list[tuple[int, int, int]]] | None = None) -> torch.Tensor:
-    """The sparsity term per unit of sr.
-
-    gammas: the prunable BNs' gammas. groups: the pruner's channel groups, each a list of
-    (index into gammas, offset, size) for the BNs that write it (None: each BN is a group of its own).
-
-    l1:     sum |gamma|, Network Slimming's term.
-    lowest: sum |gamma| over the weakest round(share * N) of all N prunable channels, over every BN that
-            writes them. A channel's strength is its largest |gamma| (as the pruner ranks it) divided by the
-            mean strength of its group, because the size of a layer's gammas says nothing about the layer
-            (see the module docstring); at most MAX_GROUP_SHARE of any group is pushed, so no layer dies.
-            The loss decides where the zeros go: a channel it needs climbs out of the weakest share, and
-            the push moves on to the next weakest, in whichever layer that is.
-    wide:   the same, with strength divided by the group's total instead of its mean: a channel's share of
-            its group. One of 256 channels holds about 1/256, one of 16 about 1/16, so wide groups give up
-            channels first: those cost the network least (measured, see README)."""
-    if kind == "l1":
-        return sum(gamma.abs().sum() for gamma in gammas)
-    if groups is None:
-        groups = [[(i, 0, len(gamma))] for i, gamma in enumerate(gammas)]
-    # |gamma| of each group: one row per BN that writes it
-    magnitudes = [torch.stack([gammas[i][offset:offset + size].abs() for i, offset, size in group])
-                  for group in groups]
-    scores, caps = [], []
-    for magnitude in magnitudes:
-        strength = magnitude.detach().amax(0)
-        score = strength / (strength.sum() if kind == "wide" else strength.mean()).clamp_min(1e-12)
-        caps.append(int(MAX_GROUP_SHARE * len(score)))
-        score[score.argsort().argsort() >= caps[-1]] = torch.inf  # the group's strongest stay out of reach
-        scores.append(score)
-    everything = torch.cat(scores)
-    pushed = torch.zeros_like(everything)
-    pushed[everything.topk(min(round(share * len(everything)), sum(caps)), largest=False).indices] = 1
-    return sum((magnitude * part).sum()
-               for magnitude, part in zip(magnitudes, pushed.split([len(s) for s in scores])))
 
 
 def check_sparse_settings(settings: dict) -> dict:
     s = {**SPARSE_DEFAULTS, **settings}
     if not isinstance(s["sr"], (int, float)) or s["sr"] < 0:
-        raise YoloslimError(f"sr={s['sr']!r} must be a number >= 0 (the weight of the gamma penalty, "
-                            f"e.g. {SPARSE_DEFAULTS['sr']})")
+        raise YoloslimError(
+            f"sr={s['sr']!r} must be a number >= 0 (the weight of the gamma penalty, e.g. {SPARSE_DEFAULTS['sr']})"
+        )
     if s["sr_schedule"] not in SCHEDULES:
         raise YoloslimError(f"sr_schedule={s['sr_schedule']!r} is not one of {', '.join(SCHEDULES)}")
     if s["penalty"] not in PENALTIES:
         raise YoloslimError(f"penalty={s['penalty']!r} is not one of {', '.join(PENALTIES)}")
     if not isinstance(s["sr_share"], (int, float)) or not 0 < s["sr_share"] < 1:
-        raise YoloslimError(f"sr_share={s['sr_share']!r} must be the share of the prunable channels to push to zero, "
-                            f"0 < sr_share < 1 (e.g. {SPARSE_DEFAULTS['sr_share']})")
+        raise YoloslimError(
+            f"sr_share={s['sr_share']!r} must be the share of the prunable channels to push to zero, "
+            f"0 < sr_share < 1 (e.g. {SPARSE_DEFAULTS['sr_share']})"
+        )
     if not 0 < s["sr_step"] <= 1:
         raise YoloslimError(f"sr_step={s['sr_step']} must be a fraction of the epochs in (0, 1]")
     return s
@@ -138,6 +94,7 @@ def check_sparse_settings(settings: dict) -> dict:
 
 def timed(method):
     """Adds the method's wall time to self.penalty_seconds (the penalty's cost, reported per epoch)."""
+
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         start = time.perf_counter()
@@ -145,6 +102,7 @@ def timed(method):
             return method(self, *args, **kwargs)
         finally:
             self.penalty_seconds += time.perf_counter() - start
+
     return wrapper
 
 
@@ -194,8 +152,10 @@ def fit_classes(model: torch.nn.Module, names: dict) -> None:
                         conv.weight[int(new_id)] = last.weight[old[name]]
                         conv.bias[int(new_id)] = last.bias[old[name]]
             seq[-1] = conv
-    LOGGER.info(f"yoloslim: the model detected {head.nc} classes, the data has {nc}: rebuilt the head's class outputs "
-                f"for {nc}; every other layer keeps its width and weights")
+    LOGGER.info(
+        f"yoloslim: the model detected {head.nc} classes, the data has {nc}: rebuilt the head's class outputs "
+        f"for {nc}; every other layer keeps its width and weights"
+    )
     head.nc, head.no = nc, nc + head.reg_max * 4
     model.nc, model.names = nc, dict(names)
     if isinstance(getattr(model, "yaml", None), dict):
@@ -220,8 +180,15 @@ class SparseTrainer(SlimTrainer):
             raise YoloslimError(f"SparseTrainer.using() takes {', '.join(SPARSE_DEFAULTS)}, not {', '.join(unknown)}")
         checked = check_sparse_settings(settings)
         # named as this class: the DDP launch file (cloudpickle) carries it with its settings
-        return type(cls.__name__, (cls,), {"settings": {k: checked[k] for k in settings},
-                                           "__module__": cls.__module__, "__qualname__": cls.__qualname__})
+        return type(
+            cls.__name__,
+            (cls,),
+            {
+                "settings": {k: checked[k] for k in settings},
+                "__module__": cls.__module__,
+                "__qualname__": cls.__qualname__,
+            },
+        )
 
     def __init__(self, cfg=DEFAULT_CFG, overrides=None, _callbacks=None):
         overrides = dict(overrides or {})
@@ -278,7 +245,7 @@ class SparseTrainer(SlimTrainer):
         """d/dgamma of sr * penalty per nominal batch, in the (AMP-scaled) units of the gradients beside it."""
         if not self.gammas or self.args.sr == 0:
             return
-        weight = (self.sr_now() * self.batch_size * self.accumulate / self.args.nbs * self.scaler.get_scale())
+        weight = self.sr_now() * self.batch_size * self.accumulate / self.args.nbs * self.scaler.get_scale()
         leaves = [gamma.detach().requires_grad_() for _, gamma in self.gammas]
         with torch.enable_grad():
             penalty = sparsity_penalty(leaves, self.args.penalty, self.args.sr_share, self.penalty_groups)
@@ -321,11 +288,14 @@ class SparseTrainer(SlimTrainer):
     def save_metrics(self, metrics):
         if self.gammas:
             g = self.gamma_values()
-            metrics = {**metrics, "sparsity/gamma<1e-2": float((g < 1e-2).float().mean()),
-                       "sparsity/gamma<1e-3": float((g < 1e-3).float().mean()),
-                       "sparsity/mean_gamma": float(g.mean()),
-                       # on a GPU this counts launch time only (no sync): a lower bound there
-                       "sparsity/penalty_s": self.penalty_seconds}
+            metrics = {
+                **metrics,
+                "sparsity/gamma<1e-2": float((g < 1e-2).float().mean()),
+                "sparsity/gamma<1e-3": float((g < 1e-3).float().mean()),
+                "sparsity/mean_gamma": float(g.mean()),
+                # on a GPU this counts launch time only (no sync): a lower bound there
+                "sparsity/penalty_s": self.penalty_seconds,
+            }
             self.penalty_seconds = 0.0
             self.save_gamma_histogram(g)
             # Ultralytics' integrations (TensorBoard, MLflow, W&B, ...) log trainer.metrics after this call
@@ -393,16 +363,24 @@ def train(model="yolov8n.yaml", data: str | Path = "datasets/tea-synth/data.yaml
 
 
 @verb("sparse", trains=True)
-def sparse(model="yolov8n.yaml", data: str | Path = "datasets/tea-synth/data.yaml", sr: float = SPARSE_DEFAULTS["sr"],
-           sr_schedule: str = SPARSE_DEFAULTS["sr_schedule"], sr_step: float = SPARSE_DEFAULTS["sr_step"],
-           penalty: str = SPARSE_DEFAULTS["penalty"], sr_share: float = SPARSE_DEFAULTS["sr_share"], **kwargs) -> Path:
+def sparse(
+    model="yolov8n.yaml",
+    data: str | Path = "datasets/tea-synth/data.yaml",
+    sr: float = SPARSE_DEFAULTS["sr"],
+    sr_schedule: str = SPARSE_DEFAULTS["sr_schedule"],
+    sr_step: float = SPARSE_DEFAULTS["sr_step"],
+    penalty: str = SPARSE_DEFAULTS["penalty"],
+    sr_share: float = SPARSE_DEFAULTS["sr_share"],
+    **kwargs,
+) -> Path:
     """Sparse training: Ultralytics training plus a penalty that pushes unimportant BN gammas to zero.
 
     sr: the penalty's weight per nominal batch; sr_schedule/sr_step: how it falls over the epochs; penalty:
     wide (default), lowest or l1; sr_share: the share of the prunable channels to push to zero. A pruned .pt is
     trained at its slim width. The run folder also gets sparse.pt (a copy of best.pt) and gammas.png."""
-    settings = check_sparse_settings({"sr": sr, "sr_schedule": sr_schedule, "sr_step": sr_step, "penalty": penalty,
-                                      "sr_share": sr_share})
+    settings = check_sparse_settings(
+        {"sr": sr, "sr_schedule": sr_schedule, "sr_step": sr_step, "penalty": penalty, "sr_share": sr_share}
+    )
     best = _run(SparseTrainer, model, data, **settings, **{"name": "sparse", **kwargs})
     from .io import atomic_write
 

@@ -8,11 +8,11 @@ exact class, so a subclass with a different forward is never guessed at.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 
-from ..graph import Graph, Tensor, UnsupportedModuleError
+from ..graph import Graph, UnsupportedModuleError
 
 HANDLERS: dict[type, Callable] = {}
 REFRESHERS: dict[type, Callable] = {}
@@ -23,6 +23,7 @@ def handles(*classes: type):
         for cls in classes:
             HANDLERS[cls] = fn
         return fn
+
     return register
 
 
@@ -31,6 +32,7 @@ def refreshes(*classes: type):
         for cls in classes:
             REFRESHERS[cls] = fn
         return fn
+
     return register
 
 

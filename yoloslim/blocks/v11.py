@@ -1,6 +1,6 @@
 """YOLO11: C2PSA, PSABlock and Attention (C3k2 and C3k are traced as C2f and C3)."""
 
-from ultralytics.nn.modules.block import C2PSA, PSABlock, Attention
+from ultralytics.nn.modules.block import C2PSA, Attention, PSABlock
 
 from . import handles, trace
 
