@@ -33,39 +33,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 
 def seeded_model(cfg: str, seed: int = 0, calibrate: int | None = 640):
-    """As tests/conftest.py build(): distinct random gammas and betas, so pruning has a ranking. Then, unless
-    calibrate is None, the BN running statistics are measured at that image size on bus.jpg (and its mirror) and
-    two random images. With build()'s made-up statistics the signal dies out and the detections hardly depend on
-    the input (they move ~1e-7 relative between unrelated images), which leaves the ONNX check nothing to check;
-    statistics measured at another size let activations grow into the hundreds, where fp32 itself is off by more
-    than the check's 1e-3. Latency does not depend on the weights' values."""
+    """yoloslim.seeded's model, its BN statistics measured at the timed image size on bus.jpg (and its mirror)
+    and two random images: statistics measured at another size let activations grow into the hundreds, where
+    fp32 itself is off by more than the ONNX check's 1e-3. Latency does not depend on the weights' values."""
     import torch
-    from ultralytics.nn.tasks import DetectionModel
 
-    torch.manual_seed(seed)
-    model = DetectionModel(cfg, verbose=False)
+    from yoloslim.onnx_export import bus_image
+    from yoloslim.seeded import seeded_model as seeded
+
+    if not calibrate:
+        return seeded(cfg, seed)
+    bus = bus_image(calibrate)
     gen = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            n = m.num_features
-            m.weight.data = torch.rand(n, generator=gen) * 0.9 + 0.1
-            m.bias.data = torch.randn(n, generator=gen) * 0.5
-            m.running_mean = torch.randn(n, generator=gen) * 0.1
-            m.running_var = torch.rand(n, generator=gen) + 0.5
-    if calibrate:
-        from yoloslim.onnx_export import bus_image
-
-        bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-        for m in bns:
-            m.reset_running_stats()
-            m.momentum = None  # a plain average over the calibration batch
-        bus = bus_image(calibrate)
-        model.train()
-        with torch.no_grad():
-            model(torch.cat([bus, bus.flip(3), torch.rand(2, 3, calibrate, calibrate, generator=gen)]))
-        for m in bns:
-            m.momentum = 0.03  # Ultralytics' BN momentum
-    return model.eval()
+    return seeded(
+        cfg, seed, calibration=[torch.cat([bus, bus.flip(3), torch.rand(2, 3, calibrate, calibrate, generator=gen)])]
+    )
 
 
 def bench_model(cfg: str, ratios, round_tos, imgsz: int, threads: int, runs: int, warmup: int, seed: int = 0):

@@ -160,7 +160,7 @@ def torch_gammas(model):
 
     from yoloslim.slimming import graph_of
 
-    return torch.cat([g.importance() for g in graph_of(model).groups() if not g.frozen])
+    return torch.cat([g.importance() for g in graph_of(model).groups() if not g.frozen_reasons])
 
 
 if __name__ == "__main__":

@@ -21,19 +21,6 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 CONFIGS = [f"{family}{scale}.yaml" for family in ("yolov5", "yolov8", "yolo11") for scale in "nsm"]
 
 
-def seeded_model(cfg: str, seed: int = 0):
-    import torch
-    from ultralytics.nn.tasks import DetectionModel
-
-    torch.manual_seed(seed)
-    model = DetectionModel(cfg, verbose=False).eval()
-    gen = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.weight.data = torch.rand(m.num_features, generator=gen)
-    return model
-
-
 def measure(tool: str, cfg: str, ratio: float) -> dict:
     import resource
     import time
@@ -43,6 +30,8 @@ def measure(tool: str, cfg: str, ratio: float) -> dict:
     from yoloslim.measure import layer_stats
 
     torch.set_num_threads(2)
+    from yoloslim.seeded import seeded_model
+
     model = seeded_model(cfg)
     params0 = sum(p.numel() for p in model.parameters())
     gflops0 = layer_stats(model).gflops.sum()

@@ -14,35 +14,16 @@ EVERY_CONFIG = [pytest.param(c, marks=pytest.mark.slow) if c[-6] in "mlx" else c
 
 
 def build(cfg: str, seed: int = 0, nc: int | None = None):
-    """A stock DetectionModel from yaml with distinct gammas and betas (random init ties all gammas at 1) and BN
-    statistics calibrated on random images, so every layer sees unit-scale, input-dependent activations (with
-    made-up statistics, activations blow up with depth and the outputs hardly depend on the input)."""
-    from ultralytics.nn.tasks import DetectionModel
+    """A stock DetectionModel with distinct seeded gammas and betas and calibrated BN statistics (yoloslim.seeded)."""
+    from yoloslim.seeded import seeded_model
 
-    torch.manual_seed(seed)
-    model = DetectionModel(cfg, nc=nc, verbose=False)
-    gen = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.weight.data = torch.rand(m.num_features, generator=gen) * 0.9 + 0.1
-            m.bias.data = torch.randn(m.num_features, generator=gen) * 0.5
-    return calibrate(model, seed)
+    return seeded_model(cfg, seed, nc)
 
 
-@torch.no_grad()
 def calibrate(model, seed: int = 0):
-    """Recompute every BN's running statistics on random images (gammas and betas untouched)."""
-    gen = torch.Generator().manual_seed(seed)
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the calibration batches
-    model.train()
-    for _ in range(2):
-        model(torch.rand(2, 3, 64, 64, generator=gen))
-    for m in bns:
-        m.momentum = 0.1
-    return model.eval()
+    from yoloslim.seeded import calibrate as measure
+
+    return measure(model, seed)
 
 
 @torch.no_grad()

@@ -13,7 +13,7 @@ import torch
 from conftest import build
 
 from yoloslim import YoloslimError
-from yoloslim.onnx_export import bus_image, check_onnx, export, export_checked, ort_latency, ort_session
+from yoloslim.onnx_export import bus_image, check_onnx, export, export_with_report, ort_latency, ort_session
 from yoloslim.pruning import prune
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,17 +24,12 @@ def sha(path):
 
 
 def lively(cfg, seed=0):
-    """build()'s distinct gammas, with BN running stats measured on random images. build()'s made-up stats make
-    the output all but independent of the input (~1e-7 relative), so an ONNX check on it would prove little."""
-    model = build(cfg, seed)
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None
-    model.train()
-    with torch.no_grad():
-        model(torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(seed)))
-    return model.eval()
+    """build()'s distinct gammas, BN statistics measured on one batch of four random images."""
+    from yoloslim.seeded import seeded_model
+
+    return seeded_model(
+        cfg, seed, calibration=[torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(seed))]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +65,7 @@ def test_pruned_export_matches_onnxruntime(tmp_path, cfg):
     pt = prune(lively(cfg, seed=1), ratio=0.5, project=tmp_path, name="p", verbose=False).slim
     digest = sha(pt)
     before = set(pt.parent.iterdir())
-    onnx, report = export_checked(pt, imgsz=64)
+    onnx, report = export_with_report(pt, imgsz=64)
     assert onnx == pt.with_suffix(".onnx") and onnx.is_file()
     assert sha(pt) == digest and set(pt.parent.iterdir()) == before | {onnx}  # input untouched, no leftovers
     assert set(report["max_diff"]) == {"bus.jpg", "random"} and max(report["max_diff"].values()) < 1e-3
@@ -120,7 +115,7 @@ def test_check_catches_a_wrong_model(slim, tmp_path, monkeypatch):
 
 
 def test_dynamic_export_runs_at_two_sizes(slim, tmp_path):
-    onnx, report = export_checked(slim, imgsz=64, dynamic=True, out=tmp_path / "dyn.onnx")
+    onnx, report = export_with_report(slim, imgsz=64, dynamic=True, out=tmp_path / "dyn.onnx")
     assert len(report["max_diff"]) == 3 and max(report["max_diff"].values()) < 1e-3  # incl. a non-square size
     session = ort_session(onnx)
     for h, w in ((64, 64), (96, 128)):

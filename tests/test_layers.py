@@ -8,7 +8,17 @@ PACKAGE = Path(__file__).parent.parent / "yoloslim"
 LAYERS = [
     {"__init__", "log", "io"},  # shared basics (__init__ only for YoloslimError, see below)
     {"graph", "plan", "surgery", "sparsity"},  # core: pure torch
-    {"args", "blocks", "checkpoint", "measure", "slimming", "trainer", "data", "report"},  # the Ultralytics adapter
+    {
+        "args",
+        "blocks",
+        "checkpoint",
+        "measure",
+        "seeded",
+        "slimming",
+        "trainer",
+        "data",
+        "report",
+    },  # the Ultralytics adapter
     {"pruning", "levels", "onnx_export", "sweep", "flow", "study"},  # the verbs
     {"cli"},
 ]

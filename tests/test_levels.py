@@ -56,7 +56,7 @@ def zero(model, share: float):
     """gamma and beta of the weakest `share` of each prunable group set to 0, as sparse training leaves them."""
     with torch.no_grad():
         for g in graph_of(model).groups():
-            if g.frozen:
+            if g.frozen_reasons:
                 continue
             drop = g.importance().argsort()[: int(share * g.size)]
             for p in g.producers:

@@ -21,10 +21,10 @@ def choose_and_mask(graph, seed, keep_beta=False, select=lambda g: True):
     """Pick random channels in every selected prunable group (equal counts across tied halves) and zero
     their gamma (and beta unless keep_beta). Returns {group: removed indices}."""
     gen = torch.Generator().manual_seed(seed)
-    groups = [g for g in graph.groups() if not g.frozen and select(g)]
+    groups = [g for g in graph.groups() if not g.frozen_reasons and select(g)]
     for members in graph.tie_classes():  # a chosen half brings its twin: both must stay equal
         if any(g in groups for g in members):
-            groups += [g for g in members if g not in groups and not g.frozen]
+            groups += [g for g in members if g not in groups and not g.frozen_reasons]
     counts = {g: int(torch.randint(1, g.size, (1,), generator=gen)) for g in groups}
     for members in graph.tie_classes():
         live = [g for g in members if g in counts]
@@ -102,7 +102,7 @@ def test_each_coupling_kind_alone(cfg, kind, image):
     model = build(cfg, seed=2)
     graph = build_graph(model)
     select = GROUP_KINDS[kind]
-    if not any(select(g) for g in graph.groups() if not g.frozen):
+    if not any(select(g) for g in graph.groups() if not g.frozen_reasons):
         pytest.skip(f"{cfg} has no {kind} group")
     chosen = choose_and_mask(graph, seed=3, select=select)
     before = raw_outputs(model, image)
@@ -133,7 +133,7 @@ def test_compensation_folds_removed_constants(cfg):
 
 def test_frozen_groups_say_why():
     graph = build_graph(build("yolo11n.yaml"))
-    reasons = {g.name: g.frozen for g in graph.groups() if g.frozen}
+    reasons = {g.name: g.frozen_reasons for g in graph.groups() if g.frozen_reasons}
     assert any("attention" in r[0] for n, r in reasons.items() if n.startswith("model.10.")), reasons
     assert all("output" in reasons[f"model.23.cv{h}.{i}.2"][0] for h in (2, 3) for i in range(3))
     # C2PSA's halves stay equal; the attention half is frozen, so the other is too

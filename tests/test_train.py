@@ -128,9 +128,9 @@ def test_penalty_gradient_is_autograds_on_prunable_gammas_only(kind, tiny_data, 
     trainer.epoch = 0  # as in the first epoch of the training loop
     model = trainer.model
     groups = graph_of(model).groups()
-    unfrozen = [g for g in groups if not g.frozen]
+    unfrozen = [g for g in groups if not g.frozen_reasons]
     prunable = {id(p.bn.weight): p.bn.weight for g in unfrozen for p in g.producers if p.bn}
-    frozen = [p.bn.weight for g in groups if g.frozen for p in g.producers if p.bn]
+    frozen = [p.bn.weight for g in groups if g.frozen_reasons for p in g.producers if p.bn]
     assert frozen and prunable and len(trainer.gammas) == len(prunable)
     torch.manual_seed(0)
     with torch.no_grad():  # distinct sizes, some gammas negative and some zero, as during training
@@ -197,7 +197,7 @@ def test_sparse_training_shrinks_gammas_and_reports_them(tiny_data, tmp_path):
 
     def mean_prunable_gamma(weights):
         groups = graph_of(YOLO(weights).model.float()).groups()  # sparse.pt is a normal Ultralytics checkpoint
-        bns = {id(p.bn): p.bn for g in groups if not g.frozen for p in g.producers if p.bn}
+        bns = {id(p.bn): p.bn for g in groups if not g.frozen_reasons for p in g.producers if p.bn}
         return float(torch.cat([bn.weight.detach().abs() for bn in bns.values()]).mean())
 
     args = tiny_train_args(tmp_path, epochs=2, lr0=0.1, optimizer="SGD")

@@ -177,7 +177,7 @@ def pipeline(
                 f"pretrain {model}: {pretrain_epochs} epochs",
                 lambda: resumable(train, run, "pretrain", model, data, epochs=pretrain_epochs, **common),
             )
-            rows.append(row(metrics, "pretrained", start, data, imgsz, batch, level=0.0, export=False))
+            rows.append(measured_row(metrics, "pretrained", start, data, imgsz, batch, level=0.0, export=False))
         total = sparse_epochs + finetune_epochs
         records.start("baseline.pt", plan)
         baseline = stage(
@@ -192,8 +192,8 @@ def pipeline(
             lambda: resumable(sparse, run, "sparse", start, data, epochs=sparse_epochs, **settings, **after_pretrain),
         )
         rows += [
-            row(metrics, "baseline", baseline, data, imgsz, batch, level=0.0, export=export),
-            row(metrics, "sparse", sparse_pt, data, imgsz, batch, level=0.0, export=False),
+            measured_row(metrics, "baseline", baseline, data, imgsz, batch, level=0.0, export=export),
+            measured_row(metrics, "sparse", sparse_pt, data, imgsz, batch, level=0.0, export=False),
         ]
         for level in levels:
             tag = f"{level:g}"
@@ -204,7 +204,7 @@ def pipeline(
             else:
                 banner(f"prune {tag} of the prunable channels")
                 prune(sparse_pt, ratio=level, round_to=round_to, project=run, name=f"prune-{tag}", exist_ok=True)
-            rows.append(row(metrics, "pruned", slim, data, imgsz, batch, level=level, export=False))
+            rows.append(measured_row(metrics, "pruned", slim, data, imgsz, batch, level=level, export=False))
             records.start(f"slim-{tag}-ft.pt", plan)
             ft = stage(
                 run / f"slim-{tag}-ft.pt",
@@ -213,7 +213,7 @@ def pipeline(
                     finetune, run, f"finetune-{tag}", slim, data, epochs=finetune_epochs, **after_pretrain
                 ),
             )
-            rows.append(row(metrics, "finetuned", ft, data, imgsz, batch, level=level, export=export))
+            rows.append(measured_row(metrics, "finetuned", ft, data, imgsz, batch, level=level, export=export))
 
         banner("report")
         from .report import pipeline_report
@@ -279,9 +279,11 @@ def resumable(train_fn, run: Path, name: str, model, data, **kwargs) -> Path:
     return train_fn(model, data, name=name, **kwargs)
 
 
-def row(
+def measured_row(
     metrics: Metrics, stage_name: str, weights: Path, data, imgsz: int, batch: int, level: float, export: bool
 ) -> dict:
+    """One report row: size, accuracy and (export=True) the checked ONNX export's latency of a stage's weights,
+    each measured once and kept in metrics.json."""
     key = weights.stem if weights.name != "slim.pt" else f"{weights.parent.name}-slim"
     out = {"stage": stage_name, "level": level, "weights": str(weights)}
     out.update(metrics.get(f"{key}/size", lambda: size_stats(weights)))
@@ -292,9 +294,9 @@ def row(
 
 
 def onnx_stats(weights: Path, imgsz: int) -> dict:
-    from .onnx_export import export_checked
+    from .onnx_export import export_with_report
 
-    onnx, report = export_checked(weights, imgsz=imgsz, runs=50, threads=1, verbose=True)
+    onnx, report = export_with_report(weights, imgsz=imgsz, runs=50, threads=1, verbose=True)
     return {
         "onnx": str(onnx),
         "onnx_mb": Path(onnx).stat().st_size / 2**20,

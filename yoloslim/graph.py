@@ -39,7 +39,7 @@ class Group:
     name: str
     producers: list[Producer] = field(default_factory=list)
     consumers: list[Consumer] = field(default_factory=list)
-    frozen: list[str] = field(default_factory=list)  # reasons; empty means prunable
+    frozen_reasons: list[str] = field(default_factory=list)  # why it must not change; empty: prunable
     parent: Group | None = None
 
     def root(self) -> Group:
@@ -59,7 +59,7 @@ class Group:
         return torch.stack([g.abs().float() for g in gammas]).amax(0)
 
 
-class Tensor:
+class FeatureMap:
     """A feature map seen as the groups laid side by side along its channel axis."""
 
     def __init__(self, groups: list[Group]):
@@ -73,8 +73,8 @@ class Tensor:
     def channels(self) -> int:
         return sum(g.size for g in self._groups)
 
-    def parts(self) -> list[Tensor]:
-        return [Tensor([g]) for g in self._groups]
+    def parts(self) -> list[FeatureMap]:
+        return [FeatureMap([g]) for g in self._groups]
 
 
 class UnsupportedModuleError(Exception):
@@ -96,15 +96,15 @@ class Graph:
         return self._names.get(id(module), type(module).__name__)
 
     def new_group(self, size: int, name: str, frozen: str | None = None) -> Group:
-        g = Group(size, name, frozen=[frozen] if frozen else [])
+        g = Group(size, name, frozen_reasons=[frozen] if frozen else [])
         self._groups.append(g)
         return g
 
-    def input(self, channels: int, name: str = "input", reason: str = "model input (image channels)") -> Tensor:
+    def untraced(self, channels: int, name: str = "input", reason: str = "model input (image channels)") -> FeatureMap:
         """A tensor the graph does not trace the origin of (the image, or a slice inside a frozen block)."""
-        return Tensor([self.new_group(channels, name, frozen=reason)])
+        return FeatureMap([self.new_group(channels, name, frozen=reason)])
 
-    def conv(self, conv: nn.Conv2d, bn: nn.BatchNorm2d | None, x: Tensor, parts: int = 1) -> Tensor:
+    def conv(self, conv: nn.Conv2d, bn: nn.BatchNorm2d | None, x: FeatureMap, parts: int = 1) -> FeatureMap:
         """conv(+BN) reading x. parts=2 splits its output into two equal halves that stay equal (chunk)."""
         if conv.in_channels != x.channels:
             raise ValueError(f"{self.name(conv)} reads {conv.in_channels} channels, graph has {x.channels}")
@@ -128,16 +128,16 @@ class Graph:
             reason = f"grouped convolution {self.name(conv)} (groups={conv.groups})"
             self.freeze(x, reason)
             for g in out:
-                g.frozen.append(reason)
-        return Tensor(out)
+                g.frozen_reasons.append(reason)
+        return FeatureMap(out)
 
-    def consume(self, conv: nn.Conv2d, bn: nn.BatchNorm2d | None, x: Tensor) -> None:
+    def consume(self, conv: nn.Conv2d, bn: nn.BatchNorm2d | None, x: FeatureMap) -> None:
         offset = 0
         for g in x.groups:
             g.consumers.append(Consumer(conv, bn, offset))
             offset += g.size
 
-    def add(self, a: Tensor, b: Tensor) -> Tensor:
+    def add(self, a: FeatureMap, b: FeatureMap) -> FeatureMap:
         """Elementwise sum: channel j of a and of b become one channel."""
         ga, gb = a.groups, b.groups
         if [g.size for g in ga] != [g.size for g in gb]:
@@ -149,24 +149,24 @@ class Graph:
             if keep is not gone:
                 keep.producers += gone.producers
                 keep.consumers += gone.consumers
-                keep.frozen += gone.frozen
+                keep.frozen_reasons += gone.frozen_reasons
                 gone.parent = keep
         return a
 
-    def freeze(self, x: Tensor, reason: str) -> None:
+    def freeze(self, x: FeatureMap, reason: str) -> None:
         for g in x.groups:
-            if reason not in g.frozen:
-                g.frozen.append(reason)
+            if reason not in g.frozen_reasons:
+                g.frozen_reasons.append(reason)
 
     def groups(self) -> list[Group]:
         """Final groups (after merges), with frozen state spread across ties."""
         roots = [g for g in self._groups if g.parent is None]
         for members in self.tie_classes():
-            reasons = [r for g in members for r in g.frozen]
+            reasons = [r for g in members for r in g.frozen_reasons]
             if reasons:
                 for g in members:
-                    if not g.frozen:
-                        g.frozen.append(f"split into equal halves with a frozen group ({reasons[0]})")
+                    if not g.frozen_reasons:
+                        g.frozen_reasons.append(f"split into equal halves with a frozen group ({reasons[0]})")
         return roots
 
     def tie_classes(self) -> list[list[Group]]:

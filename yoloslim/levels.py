@@ -30,10 +30,10 @@ def size(model: nn.Module, imgsz: int) -> dict:
 
 def latency_ms(model: nn.Module, imgsz: int, runs: int = 30, threads: int = 1) -> float:
     """Median onnxruntime CPU latency of the model exported (and checked) at imgsz."""
-    from .onnx_export import export_checked
+    from .onnx_export import export_with_report
 
     with tempfile.TemporaryDirectory(prefix="yoloslim-latency-") as tmp:
-        _, report = export_checked(model, imgsz=imgsz, out=Path(tmp) / "m.onnx", runs=runs, threads=threads)
+        _, report = export_with_report(model, imgsz=imgsz, out=Path(tmp) / "m.onnx", runs=runs, threads=threads)
     return report["latency"]["median_ms"]
 
 

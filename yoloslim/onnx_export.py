@@ -63,7 +63,7 @@ def export(
     tol: the fp32 tolerance (see check_onnx); raise it only for a model that PyTorch itself cannot compute to
     1e-3 in fp32, which the error message then says. Returns the path of the checked .onnx.
     """
-    return export_checked(
+    return export_with_report(
         model,
         imgsz=imgsz,
         dynamic=dynamic,
@@ -78,7 +78,7 @@ def export(
     )[0]
 
 
-def export_checked(
+def export_with_report(
     model,
     imgsz: int = 640,
     dynamic: bool = False,
@@ -372,7 +372,7 @@ def measure_many(
         for i, (label, source) in enumerate(models.items()):
             module = load_model(source)  # once: a yaml builds new random weights on every load
             stats = layer_stats(module, imgsz)
-            onnx_path, report = export_checked(module, imgsz=imgsz, out=Path(tmp) / f"{i}.onnx", threads=threads)
+            onnx_path, report = export_with_report(module, imgsz=imgsz, out=Path(tmp) / f"{i}.onnx", threads=threads)
             rows.append(
                 {
                     "model": label,

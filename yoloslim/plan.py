@@ -70,7 +70,7 @@ class Plan:
 
 def fingerprint(graph: Graph) -> str:
     """Identifies the architecture (group names and sizes): a plan only applies to the same one."""
-    text = ";".join(f"{g.name}:{g.size}:{bool(g.frozen)}" for g in graph.groups())
+    text = ";".join(f"{g.name}:{g.size}:{bool(g.frozen_reasons)}" for g in graph.groups())
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
@@ -113,7 +113,7 @@ def make_plan(
     if not 0 < max_group_ratio <= 1:
         raise YoloslimError(f"max_group_ratio={max_group_ratio} must be a share of a group, 0 < max_group_ratio <= 1")
 
-    groups = [g for g in graph.groups() if not g.frozen]
+    groups = [g for g in graph.groups() if not g.frozen_reasons]
     if not groups:
         raise YoloslimError("this model has no prunable channel groups ('yoloslim inspect' shows why)")
     scores = {g: g.importance() for g in groups}
@@ -188,7 +188,7 @@ def resolve(graph: Graph, plan: Plan) -> dict[Group, list[int]]:
     out = {}
     for name, kept in plan.kept.items():
         g = by_name.get(name)
-        if g is None or g.frozen:
+        if g is None or g.frozen_reasons:
             raise YoloslimError(f"the plan prunes {name}, which is not a prunable group of this model")
         if not kept or len(set(kept)) != len(kept) or min(kept) < 0 or max(kept) >= g.size:
             raise YoloslimError(f"the plan's kept channels for {name} are empty, repeated or out of 0..{g.size - 1}")

@@ -210,7 +210,7 @@ def inspect(model, verbose: bool = True) -> pd.DataFrame:
                 "gamma_median": float(imp.median()),
                 "gamma_max": float(imp.max()),
                 "below_1e-2": float((imp < 1e-2).float().mean()),
-                "status": "prunable" if not g.frozen else "frozen: " + g.frozen[0],
+                "status": "prunable" if not g.frozen_reasons else "frozen: " + g.frozen_reasons[0],
             }
         )
     table = pd.DataFrame(rows)
@@ -218,7 +218,7 @@ def inspect(model, verbose: bool = True) -> pd.DataFrame:
         with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 70):
             LOGGER.info(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
         live = table[table.status == "prunable"]
-        allg = torch.cat([g.importance() for g in graph.groups() if not g.frozen])
+        allg = torch.cat([g.importance() for g in graph.groups() if not g.frozen_reasons])
         q = torch.quantile(allg, torch.tensor([0.1, 0.5, 0.9])).tolist()
         LOGGER.info(
             f"{len(live)} prunable groups, {int(live.channels.sum())} channels; {len(table) - len(live)} frozen "

@@ -43,7 +43,7 @@ def sweep(
     whose pruned mAP50-95 and every lower level's stay within max_drop of the unpruned model: prune there
     (and finetune) or below. min_keep, round_to, max_group_ratio: as for prune."""
     from .data import check
-    from .onnx_export import export_checked, interleaved_latency
+    from .onnx_export import export_with_report, interleaved_latency
 
     if not data:
         raise YoloslimError("sweep needs data= (a data.yaml whose val split measures each level)")
@@ -65,7 +65,7 @@ def sweep(
             )
             row = {"level": level, **size(pruned, imgsz), **accuracy(pruned, data, imgsz, batch)}
             if runs:
-                onnx.append(export_checked(pruned, imgsz=imgsz, out=Path(tmp) / f"{level:g}.onnx", runs=0)[0])
+                onnx.append(export_with_report(pruned, imgsz=imgsz, out=Path(tmp) / f"{level:g}.onnx", runs=0)[0])
             rows.append(row)
             LOGGER.info(
                 f"sweep: level {level:g}: mAP50-95 {row['mAP50-95']:.4f}, {row['params']:,} params, "

@@ -1,45 +1,8 @@
-"""Ultralytics trainer subclasses: plain training, sparse training (a penalty on BN gammas).
+"""Ultralytics trainer subclasses and the train/sparse/finetune verbs.
 
-Sparse training keeps the stock DetectionTrainer and adds one thing: `sr * penalty(gammas)` over the gammas of
-the prunable BNs (the pruner's groups decide which; frozen groups are left alone) joins Ultralytics' loss of
-one nominal batch (nbs images). Its gradient, times images / nbs, is added to the gammas' gradients just
-before the stock optimizer step, so everything the stock step does to the loss gradient it does to the
-penalty too:
-
-- batch size and gradient accumulation: the weight counts the images behind the step, so sr means the same
-  for batch=8 x accumulate=8 and batch=64 x accumulate=1;
-- AMP: the gradients are still scaled at that point, so the penalty is scaled by the same factor and the
-  scaler's unscale_ divides both alike (a step the scaler skips skips the penalty too);
-- gradient clipping (Ultralytics clips the whole gradient to norm 10): loss and penalty are clipped together,
-  so their balance is kept. A penalty applied outside the clip would not be: measured here, a proximal
-  shrink after the step collapsed 99.9% of the gammas in 6 epochs, mAP 0, because the clipped loss could not
-  defend even the important channels;
-- DDP: gradients are already averaged over the ranks, and every rank adds the same penalty.
-
-The penalties (see sparsity_penalty). `l1`, sum |gamma|, is Network Slimming's. Measured here it does not
-make a trained YOLO sparse: a BatchNorm layer's output hardly depends on the overall size of the gammas
-before it (the next conv and BN absorb it), so L1 shrinks every gamma of a layer together. At a weak sr all
-gammas drift down and none reaches 1e-2; at a strong one whole layers reach zero at once and mAP falls to 0
-before the network recovers on what is left. `lowest` pushes only the weakest sr_share of all prunable
-channels, each ranked against the other channels of its group (a layer's overall gamma size means nothing),
-so each group splits into channels at zero and channels the loss keeps, no layer dies, and pruning about
-that share removes just the channels at zero. Every layer gives up about the same share, so GFLOPs fall
-about as fast as channels. `wide` (the default) ranks a channel by its share of its group's total instead,
-so wide groups give up channels first: the network loses the least there (measured: 41% of the channels at
-zero cost 0.005-0.013 mAP50-95 against 0.03-0.06 with `lowest`), and they hold most of the parameters but
-fewer of the FLOPs (a larger sr_share buys the GFLOPs: the pipeline uses 0.6).
-
-A step that would carry a gamma across zero stops it at zero and clears its momentum (a truncated gradient
-step): the penalty's gradient flips sign there, so momentum SGD would otherwise swing it around zero by
-~lr * sr / (1 - momentum), which at sr=4 kept most gammas at 0.03-0.1, never below 1e-2.
-
-Optimizers: Adam-type optimizers divide each gradient by its running size, so a loss cannot defend an
-important channel harder than an unimportant one and gammas cannot travel far in a short run (measured here:
-90 AdamW steps with an L1 gradient moved the mean gamma from 1.000 to 0.982 only). So for sparse training
-`optimizer=auto` means SGD (at lr0); an explicit optimizer is used as given.
-
-The settings (sr, sr_schedule, sr_step, penalty, sr_share) travel inside trainer.args, so a DDP worker, which
-Ultralytics re-creates from the args alone, and `resume=True` get the same schedule.
+SlimTrainer trains a checkpoint's module at its own (slim) width; SparseTrainer adds the gradient of
+sr * penalty (yoloslim/sparsity.py) on the prunable BN gammas to the loss's, just before the stock optimizer
+step. Why it is done this way, and what was measured: docs/sparsity.md ("How the penalty joins training").
 """
 
 from __future__ import annotations
@@ -209,7 +172,7 @@ class SparseTrainer(SlimTrainer):
 
         model = unwrap_model(self.model)
         names = {id(m): n for n, m in model.named_modules()}
-        groups = [g for g in graph_of(model).groups() if not g.frozen]
+        groups = [g for g in graph_of(model).groups() if not g.frozen_reasons]
         bns = {id(p.bn): p.bn for g in groups for p in g.producers if p.bn}
         self.gammas = [(names[i], bn.weight) for i, bn in bns.items()]
         index = {i: n for n, i in enumerate(bns)}

@@ -1,7 +1,7 @@
 """How each Ultralytics block couples its channels: one small file per block family.
 
-A handler traces one module: given the graph and the input Tensor(s), it registers the module's
-convs as producers/consumers and returns the output Tensor. A refresher updates the attributes
+A handler traces one module: given the graph and the input FeatureMap(s), it registers the module's
+convs as producers/consumers and returns the output FeatureMap. A refresher updates the attributes
 a block's stock forward reads (e.g. C2f.c) after its convs were sliced. Handlers are looked up by
 exact class, so a subclass with a different forward is never guessed at.
 """
@@ -54,7 +54,7 @@ def build_graph(model: nn.Module) -> Graph:
     """Trace an Ultralytics DetectionModel layer by layer, following each layer's `f` (from)."""
     graph = Graph(model)
     outputs: list = []
-    x = graph.input(model.yaml.get("ch", 3) if isinstance(getattr(model, "yaml", None), dict) else 3)
+    x = graph.untraced(model.yaml.get("ch", 3) if isinstance(getattr(model, "yaml", None), dict) else 3)
     for layer in model.model:
         f = layer.f
         if isinstance(f, int):

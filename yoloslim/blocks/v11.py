@@ -12,7 +12,7 @@ def attention(graph, m, x):
     graph.freeze(x, ATTENTION_REASON)
     qkv = trace(graph, m.qkv, x)
     graph.freeze(qkv, ATTENTION_REASON)
-    v = graph.input(m.pe.conv.in_channels, f"{graph.name(m)}.v", ATTENTION_REASON)  # a view of qkv
+    v = graph.untraced(m.pe.conv.in_channels, f"{graph.name(m)}.v", ATTENTION_REASON)  # a view of qkv
     pe = graph.conv(m.pe.conv, m.pe.bn, v)
     graph.freeze(pe, ATTENTION_REASON)
     out = trace(graph, m.proj, pe)
