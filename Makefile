@@ -26,6 +26,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check yoloslim tests scripts
 	$(BIN)/ruff format --check yoloslim tests scripts
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) runs

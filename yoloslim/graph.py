@@ -176,13 +176,14 @@ class Graph:
             a, b = a.root(), b.root()
             ca = next((c for c in classes if a in c), None)
             cb = next((c for c in classes if b in c), None)
-            if ca is None and cb is None:
-                classes.append([a] if a is b else [a, b])
-            elif ca is None:
-                cb.append(a)
-            elif cb is None:
+            if ca is not None and cb is not None:
+                if ca is not cb:
+                    ca += cb
+                    classes.remove(cb)
+            elif ca is not None:
                 ca.append(b)
-            elif ca is not cb:
-                ca += cb
-                classes.remove(cb)
+            elif cb is not None:
+                cb.append(a)
+            else:
+                classes.append([a] if a is b else [a, b])
         return classes

@@ -125,6 +125,7 @@ def make_plan(
         removed[order[:n_remove]] = True
         threshold_used = float(all_scores[order[n_remove]]) if n_remove < len(all_scores) else math.inf
     else:
+        assert threshold is not None  # exactly one of ratio and threshold, checked above
         removed = all_scores < threshold
         threshold_used = threshold
 
@@ -167,13 +168,13 @@ def make_plan(
 def removal_stats(scores: dict[Group, torch.Tensor], kept: dict[str, list[int]]) -> tuple[float, float]:
     """(largest importance among the removed channels, median importance of the kept ones): how far from
     zero a prune cuts."""
-    removed, stays = [], []
+    removed_parts, kept_parts = [], []
     for g, score in scores.items():
         mask = torch.zeros(len(score), dtype=torch.bool)
         mask[kept[g.name]] = True
-        removed.append(score[~mask])
-        stays.append(score[mask])
-    removed, stays = torch.cat(removed), torch.cat(stays)
+        removed_parts.append(score[~mask])
+        kept_parts.append(score[mask])
+    removed, stays = torch.cat(removed_parts), torch.cat(kept_parts)
     return (float(removed.max()) if len(removed) else 0.0), float(stays.median())
 
 

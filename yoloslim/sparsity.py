@@ -35,7 +35,7 @@ def sparsity_penalty(
             its group. One of 256 channels holds about 1/256, one of 16 about 1/16, so wide groups give up
             channels first: those cost the network least (measured, see README)."""
     if kind == "l1":
-        return sum(gamma.abs().sum() for gamma in gammas)
+        return torch.stack([gamma.abs().sum() for gamma in gammas]).sum()
     if groups is None:
         groups = [[(i, 0, len(gamma))] for i, gamma in enumerate(gammas)]
     # |gamma| of each group: one row per BN that writes it

@@ -18,7 +18,7 @@ from collections import defaultdict
 import torch
 from torch import nn
 
-from .graph import Graph, Group
+from .graph import Consumer, Graph, Group, Producer
 
 
 @torch.no_grad()
@@ -30,7 +30,9 @@ def apply(model: nn.Module, graph: Graph, kept: dict[Group, list[int]], compensa
         fold(measure_constants(model, removed))
 
     keep = {g: kept.get(g, range(g.size)) for g in graph.groups()}
-    out_idx, in_idx, owners = defaultdict(list), defaultdict(list), {}
+    out_idx: dict[nn.Conv2d, list[int]] = defaultdict(list)
+    in_idx: dict[nn.Conv2d, list[int]] = defaultdict(list)
+    owners: dict[nn.Conv2d, Producer] = {}
     for g, k in keep.items():
         for p in g.producers:
             out_idx[p.conv] += [p.offset + i for i in k]
@@ -52,7 +54,8 @@ def measure_constants(model: nn.Module, removed: dict[Group, list[int]]) -> dict
     for g, idx in removed.items():
         for c in g.consumers:
             wanted[c].extend(c.offset + i for i in idx)
-    saved, seen = [], {}
+    saved: list[tuple[torch.Tensor, torch.Tensor]] = []
+    seen: dict[Consumer, torch.Tensor] = {}
     for g, idx in removed.items():
         for p in g.producers:
             if p.bn is not None:
@@ -66,9 +69,9 @@ def measure_constants(model: nn.Module, removed: dict[Group, list[int]]) -> dict
     training = model.training
     try:
         model.eval()
-        p = next(model.parameters())
+        first = next(model.parameters())
         side = 2 * int(max(getattr(model, "stride", torch.tensor([32.0])).max().item(), 32))
-        model(torch.zeros(1, 3, side, side, dtype=p.dtype, device=p.device))
+        model(torch.zeros(1, 3, side, side, dtype=first.dtype, device=first.device))
     finally:
         for h in hooks:
             h.remove()
@@ -90,7 +93,7 @@ def fold(constants: dict) -> None:
             consumer.conv.bias.data += delta
 
 
-def _param(old: nn.Parameter, new: torch.Tensor) -> nn.Parameter:
+def _param(old: torch.Tensor, new: torch.Tensor) -> nn.Parameter:
     return nn.Parameter(new.clone(), requires_grad=old.requires_grad)
 
 
@@ -105,6 +108,7 @@ def slice_outputs(conv: nn.Conv2d, bn: nn.BatchNorm2d | None, idx: list[int], de
     if bn is not None:
         bn.weight = _param(bn.weight, bn.weight.data[index])
         bn.bias = _param(bn.bias, bn.bias.data[index])
+        assert bn.running_mean is not None and bn.running_var is not None  # Ultralytics' BNs track statistics
         bn.running_mean = bn.running_mean[index].clone()
         bn.running_var = bn.running_var[index].clone()
         bn.num_features = len(idx)
