@@ -22,7 +22,7 @@ from ultralytics.utils import DEFAULT_CFG, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
 from . import YoloslimError
-from .args import verb
+from .args import RULES, verb
 from .log import LOGGER
 from .sparsity import MAX_GROUP_SHARE, sparsity_penalty, sr_factor  # noqa: F401 (MAX_GROUP_SHARE: API)
 
@@ -36,23 +36,9 @@ HIST_BINS = np.concatenate([[0.0], np.logspace(-4, 1, 41)])  # |gamma| bins, log
 
 
 def check_sparse_settings(settings: dict) -> dict:
-    s = {**SPARSE_DEFAULTS, **settings}
-    if not isinstance(s["sr"], (int, float)) or s["sr"] < 0:
-        raise YoloslimError(
-            f"sr={s['sr']!r} must be a number >= 0 (the weight of the gamma penalty, e.g. {SPARSE_DEFAULTS['sr']})"
-        )
-    if s["sr_schedule"] not in SCHEDULES:
-        raise YoloslimError(f"sr_schedule={s['sr_schedule']!r} is not one of {', '.join(SCHEDULES)}")
-    if s["penalty"] not in PENALTIES:
-        raise YoloslimError(f"penalty={s['penalty']!r} is not one of {', '.join(PENALTIES)}")
-    if not isinstance(s["sr_share"], (int, float)) or not 0 < s["sr_share"] < 1:
-        raise YoloslimError(
-            f"sr_share={s['sr_share']!r} must be the share of the prunable channels to push to zero, "
-            f"0 < sr_share < 1 (e.g. {SPARSE_DEFAULTS['sr_share']})"
-        )
-    if not 0 < s["sr_step"] <= 1:
-        raise YoloslimError(f"sr_step={s['sr_step']} must be a fraction of the epochs in (0, 1]")
-    return s
+    """Sparse training's settings over its defaults, each checked by the rule every verb uses (yoloslim/args.py)."""
+    merged = {**SPARSE_DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
+    return {k: RULES[k](k, v) if k in RULES else v for k, v in merged.items()}
 
 
 def timed(method):
