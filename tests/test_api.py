@@ -30,6 +30,8 @@ def test_the_verbs_are_functions_at_the_top():
         "compare",
         "check_data",
         "synth_data",
+        "convert_data",
+        "tile_data",
         "SlimTrainer",
         "SparseTrainer",
     ):

@@ -3,6 +3,7 @@
 import hashlib
 import os
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,20 @@ def inputs(tmp_path_factory, tiny_data):
     (d / "nc.yaml").write_text(
         f"path: {tiny_data.parent}\ntrain: images/train\nval: images/val\nnc: 3\nnames: [bud, leaf]\n"
     )
+    (d / "badxml").mkdir()
+    (d / "badxml" / "a.xml").write_text("<annotation><object>")
+    (d / "noimage").mkdir()
+    (d / "noimage" / "a.xml").write_text(
+        "<annotation><filename>a.jpg</filename><object><name>tree</name></object></annotation>"
+    )
+    (d / "voc").mkdir()
+    box = "<bndbox><xmin>2</xmin><ymin>2</ymin><xmax>9</xmax><ymax>9</ymax></bndbox>"
+    for name, image in zip("ab", sorted((tiny_data.parent / "images" / "train").iterdir())):
+        shutil.copy(image, d / "voc" / f"{name}.jpg")
+        (d / "voc" / f"{name}.xml").write_text(
+            f"<annotation><filename>{name}.jpg</filename><object><name>tree</name>{box}</object></annotation>"
+        )
+    (d / "notcoco.json").write_text("[1, 2]")
     (d / "prunedir" / "slim.pt").parent.mkdir()
     (d / "prunedir" / "slim.pt").write_bytes(good.read_bytes())
     return d
@@ -165,6 +180,23 @@ BAD = [
     ("data check data={d}/empty.yaml", "no images"),
     ("data check data={d}/nc.yaml", "says nc: 3 but names: lists 2 classes"),
     ("sparse model=yolov8n.yaml data={d}/empty.yaml epochs=1", "no images"),
+    ("data convert", "pass source="),
+    ("data convert source={d}/missing", "missing not found; give a folder of VOC .xml files"),
+    ("data convert source={d}/good.pt", "is neither a .json (COCO) nor .xml files"),
+    ("data convert source={d}/badxml", "a.xml is not valid XML"),
+    ("data convert source={d}/notcoco.json", "is not a COCO detection file"),
+    ("data convert source={d}/noimage", "image a.jpg not found in"),
+    ("data convert source={d}/voc images={d}/missing", "is not a folder"),
+    ("data convert source={d}/voc val=1.5", "val=1.5 is impossible"),
+    ("data convert source={d}/voc val=c", "val= names images not in the annotations: c"),
+    ("data convert source={d}/voc val=a,b", "val= names every image"),
+    ("data convert source={d}/voc out={d}/voc overwrite=true", "refusing to replace"),
+    ("data tile data={data} size=16", "size=16 must be a whole number between 32 and 8192"),
+    ("data tile data={data} overlap=1", "overlap=1 is impossible"),
+    ("data tile data={data} min_visible=0", "min_visible=0 is impossible"),
+    ("data tile data={data} scale=0", "scale=0 must be a positive number"),
+    ("data tile data={d}/empty.yaml", "no images"),
+    ("data tile data={data} out={d}/prunedir", "already exists and is not empty"),
     # outputs that cannot be written, or are someone else's
     ("prune model={d}/good.pt ratio=0.5 project={d} name=prunedir", "already holds a slim.pt; pass exist_ok=True"),
     ("prune model={d}/good.pt ratio=0.5 project={d} name=prunedir exist_ok=no", "already holds a slim.pt"),

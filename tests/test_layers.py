@@ -19,7 +19,7 @@ LAYERS = [
         "data",
         "report",
     },  # the Ultralytics adapter
-    {"pruning", "levels", "onnx_export", "sweep", "flow", "study"},  # the verbs
+    {"pruning", "levels", "onnx_export", "sweep", "flow", "study", "convert"},  # the verbs
     {"cli"},
 ]
 CORE = LAYERS[1]

@@ -27,6 +27,8 @@ class YoloslimError(Exception):
 
 
 # The public API (below the error class: every module imports it from here).
+from .convert import convert as convert_data  # noqa: E402
+from .convert import tile as tile_data  # noqa: E402
 from .data import check as check_data  # noqa: E402
 from .data import synth as synth_data  # noqa: E402
 from .flow import pipeline  # noqa: E402
@@ -49,6 +51,8 @@ __all__ = [
     "compare",
     "check_data",
     "synth_data",
+    "convert_data",
+    "tile_data",
     "SlimTrainer",
     "SparseTrainer",
     "PruneResult",

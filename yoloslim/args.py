@@ -239,6 +239,24 @@ def name_rule(key, value):
     return v
 
 
+def val_split(key, value):
+    """A share of the images in (0, 1), or the names of the validation images."""
+    try:
+        return fraction(what=": give a share of the images in (0, 1) or the names of the val images")(key, value)
+    except YoloslimError:
+        if isinstance(value, (str, list, tuple)) and as_list(value) and not _is_number(value):
+            return as_list(value)
+        raise
+
+
+def _is_number(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 EPOCHS = whole(1)
 RULES = {
     # models, data, outputs
@@ -251,6 +269,9 @@ RULES = {
     "models": names,
     "runs": optional(names),
     # sizes and counts
+    "size": whole(32, 8192, " (the side of a tile in pixels, e.g. size=640)"),
+    "overlap": fraction(low_open=False, what=": it is the share of a tile shared with its neighbour, 0 <= overlap < 1"),
+    "min_visible": fraction(high_open=False, what=": it is the share of a box a tile must hold to keep it, (0, 1]"),
     "imgsz": whole(32, 8192, " (the square input size in pixels, e.g. imgsz=640)"),
     "epochs": EPOCHS,
     "sparse_epochs": EPOCHS,
@@ -305,6 +326,16 @@ VERB_RULES = {  # the few names that mean something else in one verb
     "sweep": {
         "runs": whole(0, what=" (latency runs per level; 0 skips timing)"),
         "max_drop": fraction(low_open=False, what=": it is the mAP50-95 a level may lose, 0 <= max_drop < 1"),
+    },
+    "data convert": {
+        "source": optional(text("; give a folder of Pascal VOC .xml files or a COCO .json")),
+        "images": optional(text("; give the folder of the images")),
+        "out": text("; give the dataset folder, e.g. out=datasets/converted"),
+        "val": val_split,
+    },
+    "data tile": {
+        "out": optional(text("; give the dataset folder for the tiles")),
+        "scale": positive,
     },
     "data synth": {
         "train": whole(1, what=" (training images to generate)"),

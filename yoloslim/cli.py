@@ -16,7 +16,8 @@ import traceback
 from . import YoloslimError
 from .args import VERBS
 
-VERB_MODULES = ("data", "trainer", "pruning", "sweep", "onnx_export", "flow", "study")  # import order = help order
+# import order = help order
+VERB_MODULES = ("data", "convert", "trainer", "pruning", "sweep", "onnx_export", "flow", "study")
 
 
 def load_verbs() -> dict:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import yaml
 
 from . import YoloslimError
 from .args import verb
-from .io import writable_dir
+from .io import new_folder
 from .log import LOGGER
 
 NAMES = {0: "bud", 1: "leaf"}
@@ -51,24 +50,9 @@ def synth(
     overwrite: bool = False,
 ) -> Path:
     """Write the synthetic tea-sprout dataset to `out` and return the path of its data.yaml."""
-    out = Path(out).expanduser().absolute()
-    if out.exists() and not overwrite and (out.is_file() or any(out.iterdir())):
-        raise YoloslimError(f"{out} already exists and is not empty; pass overwrite=True to replace it")
-    if out.exists() and (Path.cwd().resolve().is_relative_to(out.resolve()) or (out / ".git").exists()):
-        # overwrite=True with out=. would wipe the project: never replace a folder that holds it
-        raise YoloslimError(
-            f"refusing to replace {out}: it holds the current folder or a git repository; choose another out="
-        )
-
     start = time.time()
-    # Build everything in a hidden sibling and rename it into place at the end: a crash or Ctrl-C
-    # never leaves a half-written dataset at `out`.
-    writable_dir(out.parent)
-    partial = out.parent / f".{out.name}.partial-{os.getpid()}"
-    previous = out.parent / f".{out.name}.old-{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
-        partial.mkdir()
+    out = Path(out).expanduser().absolute()
+    with new_folder(out, overwrite) as partial:
         counts = {"objects": 0, "empty": 0, 0: 0, 1: 0}
         write_split(partial, "train", 0, train, imgsz, seed, counts)
         write_split(partial, "val", 1, val, imgsz, seed, counts)
@@ -76,16 +60,6 @@ def synth(
         header = f"# Synthetic tea-sprout dataset: yoloslim data synth train={train} val={val} imgsz={imgsz} "
         header += f"seed={seed}\n"
         (partial / "data.yaml").write_text(header + yaml.safe_dump(spec, sort_keys=False))
-        if out.exists():
-            os.replace(out, previous)
-        os.replace(partial, out)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    if previous.is_dir():
-        shutil.rmtree(previous)
-    elif previous.exists():
-        previous.unlink()
 
     LOGGER.info(
         f"synth: wrote {train} train + {val} val images ({counts['objects']} objects: {counts[0]} bud, "
@@ -299,6 +273,23 @@ def draw_image(rng, size):
 @verb("data check")
 def check(data: str | Path | None = None) -> dict:
     """Validate a YOLO data.yaml and its images and labels; return counts per split, raise YoloslimError."""
+    yaml_path, names, splits = read_dataset(data)
+    counts = {split: found for split, (found, _) in splits.items()}
+    counts["names"] = names
+
+    def summary(split: str) -> str:
+        c = counts[split]
+        dropped = f", {c['dropped']} dropped" if c["dropped"] else ""
+        return f"{split} {c['images']} images, {c['objects']} objects ({c['backgrounds']} background{dropped})"
+
+    shown = "; ".join(summary(s) for s in ("train", "val"))
+    LOGGER.info(f"check: {yaml_path} OK: {shown}; {len(names)} classes: {', '.join(names.values())}")
+    return counts
+
+
+def read_dataset(data) -> tuple[Path, dict[int, str], dict]:
+    """(data.yaml path, names, {split: (counts, [(image, label rows), ...])}) of the usable images, with a
+    warning for each kind of dropped one; YoloslimError when the dataset cannot be used at all."""
     if not data:
         raise YoloslimError("pass data=path/to/data.yaml, e.g. data=datasets/tea-synth/data.yaml")
     yaml_path = Path(data).expanduser()
@@ -332,20 +323,11 @@ def check(data: str | Path | None = None) -> dict:
     names = parse_names(spec.get("names"), spec.get("nc"), yaml_path)
     root = dataset_root(spec, yaml_path)
 
-    counts = {}
+    splits = {}
     for split in ("train", "val"):
         images = list_images(spec[split], root, split, yaml_path)
-        counts[split] = check_split(images, names, split, yaml_path, root)
-    counts["names"] = names
-
-    def summary(split: str) -> str:
-        c = counts[split]
-        dropped = f", {c['dropped']} dropped" if c["dropped"] else ""
-        return f"{split} {c['images']} images, {c['objects']} objects ({c['backgrounds']} background{dropped})"
-
-    splits = "; ".join(summary(s) for s in ("train", "val"))
-    LOGGER.info(f"check: {yaml_path} OK: {splits}; {len(names)} classes: {', '.join(names.values())}")
-    return counts
+        splits[split] = check_split(images, names, split, yaml_path, root)
+    return yaml_path, names, splits
 
 
 def warn(text: str) -> None:
@@ -503,9 +485,10 @@ def label_problem(fields: list[str], names) -> tuple[str, str] | None:
     return None
 
 
-def check_split(images, names, split, yaml_path, root) -> dict:
-    """Count a split's images and objects; an image Ultralytics would drop (it cannot be read, or a label row is
-    malformed, out of range or of an unknown class) is named in a warning and dropped, as Ultralytics does.
+def check_split(images, names, split, yaml_path, root) -> tuple[dict, list]:
+    """Count a split's images and objects, and list the usable ones with their label rows. An image Ultralytics
+    would drop (it cannot be read, or a label row is malformed, out of range or of an unknown class) is named
+    in a warning and dropped, as Ultralytics does.
     Only a split with no usable image is an error."""
     hints = {
         "image": "images that cannot be read",
@@ -516,7 +499,7 @@ def check_split(images, names, split, yaml_path, root) -> dict:
     }
     dropped = {kind: [] for kind in hints}
     objects = backgrounds = zero_size = 0
-    usable = 0
+    usable = []
 
     def shown(path):
         try:
@@ -540,7 +523,7 @@ def check_split(images, names, split, yaml_path, root) -> dict:
             number, (kind, detail) = bad
             dropped[kind].append(f"{shown(label)}:{number} ({detail})")
             continue
-        usable += 1
+        usable.append((image, [fields for _, fields in rows]))
         backgrounds += not rows
         objects += len(rows)
         zero_size += sum(len(f) == 5 and (float(f[3]) <= 0 or float(f[4]) <= 0) for _, f in rows)
@@ -561,5 +544,5 @@ def check_split(images, names, split, yaml_path, root) -> dict:
             f"{dropped[first][0]}: {hints[first]}); fix the images or their label rows"
         )
     if total:
-        warn(f"{yaml_path} {split}: {total} of {len(images)} images dropped; training uses the other {usable}")
-    return {"images": usable, "objects": objects, "backgrounds": backgrounds, "dropped": total}
+        warn(f"{yaml_path} {split}: {total} of {len(images)} images dropped; training uses the other {len(usable)}")
+    return {"images": len(usable), "objects": objects, "backgrounds": backgrounds, "dropped": total}, usable

@@ -5,6 +5,8 @@
 - writable_dir: create (or find) an output folder and prove a file can be made in it, before any work.
 - owned: hold an exclusive lock on an output folder, so two runs into one folder cannot replace each
   other's files; the second is refused with one line.
+- new_folder: fill a hidden sibling and rename it into place at the end, so a crash or Ctrl-C never leaves
+  half a dataset.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -115,3 +118,38 @@ def owned(folder):
         for p in created:  # deepest first; rmdir refuses a folder that is not empty
             with contextlib.suppress(OSError):
                 p.rmdir()
+
+
+@contextlib.contextmanager
+def new_folder(out, overwrite: bool = False, inputs=()):
+    """Yield a hidden sibling of `out` to fill; when the block ends it replaces `out` in one rename.
+    Refused before any work: a non-empty `out` without overwrite, and an `out` that holds the current
+    folder, a git repository or one of `inputs` (replacing it would delete them)."""
+    out = Path(out).expanduser().absolute()
+    if out.exists() and not overwrite and (out.is_file() or any(out.iterdir())):
+        raise YoloslimError(f"{out} already exists and is not empty; pass overwrite=True to replace it")
+    held = [Path.cwd(), *(Path(p) for p in inputs)]
+    inside = next((p for p in held if Path(p).resolve().is_relative_to(out.resolve())), None)
+    if out.exists() and (inside is not None or (out / ".git").exists()):
+        what = "a git repository" if inside is None else "the current folder" if inside == held[0] else str(inside)
+        raise YoloslimError(f"refusing to replace {out}: it holds {what}; choose another out=")
+    if inside is not None and inside != held[0]:
+        raise YoloslimError(f"out={out} would hold its own input {inside}; choose another out=")
+    writable_dir(out.parent)
+    partial = out.parent / f".{out.name}.partial-{os.getpid()}"
+    previous = out.parent / f".{out.name}.old-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        partial.mkdir()
+        yield partial
+        if out.exists():
+            os.replace(out, previous)
+        os.replace(partial, out)
+    except OSError as e:
+        raise cannot_write(out, e) from None
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    if previous.is_dir():
+        shutil.rmtree(previous)
+    elif previous.exists():
+        previous.unlink()

@@ -1,0 +1,88 @@
+"""The size x prune-level study: `yoloslim compare` model by model, published under docs/results/<study>/.
+
+    python scripts/study.py study=trees data=datasets/trees-tiles160/data.yaml batch=8 nbs=8
+    python scripts/study.py study=synth data=datasets/tea-synth-study/data.yaml batch=8 nbs=8
+    python scripts/study.py study=trees-seed1 models=yolov8n.yaml seed=1 data=...
+
+Each model is one `compare` run into runs/study/<study>/ (resumable: rerun the same command after an
+interruption and finished models are not trained again). When a model finishes, its report, stage
+records and wall time are copied to docs/results/<study>/ (commit them as they come); the table of every
+finished model is then remade by `compare runs=...`. n models are pruned at LEVELS_N, others at LEVELS
+(levels= overrides both). Any other argument goes to every pipeline ('yoloslim help pipeline').
+"""
+
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+import ultralytics
+
+from yoloslim import compare
+from yoloslim.cli import main as cli_main
+from yoloslim.cli import parse_args
+
+MODELS = "yolov5n.yaml,yolov8n.yaml,yolov5s.yaml,yolov8s.yaml,yolov5m.yaml,yolov8m.yaml"
+LEVELS_N, LEVELS = "0.3,0.5,0.6,0.7", "0.3,0.6"
+KEPT = ("report.csv", "report.md", "report.png", "stages.json", "metrics.json")
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    with open("/proc/cpuinfo") if os.path.exists("/proc/cpuinfo") else open(os.devnull) as f:
+        cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (
+        f"{cpu}, {len(os.sched_getaffinity(0))} cores, {gpu}; torch {torch.__version__}, "
+        f"ultralytics {ultralytics.__version__}, Python {platform.python_version()}"
+    )
+
+
+def run(argv: list[str]) -> None:
+    args = parse_args(argv)
+    study = str(args.pop("study", "study"))
+    models = str(args.pop("models", MODELS)).split(",")
+    fixed_levels = args.pop("levels", None)
+    project = Path(str(args.pop("project", "runs/study")))
+    results = Path("docs/results") / study
+    results.mkdir(parents=True, exist_ok=True)
+    times = results / "walltime.csv"
+    if not times.exists():
+        times.write_text("model,levels,wall_s,resumed\n")
+    command = f"python scripts/study.py {' '.join(argv)}"
+    for model in models:
+        stem = Path(model).stem
+        if (results / stem / "report.csv").exists():
+            print(f"study: {stem} is done (docs/results/{study}/{stem}); skipping")
+            continue
+        levels = fixed_levels or (LEVELS_N if stem.endswith("n") else LEVELS)
+        resumed = (project / study / stem).exists()
+        start = time.time()
+        compare(models=model, levels=levels, project=str(project), name=study, **args)
+        wall = time.time() - start
+        shutil.rmtree(results / stem, ignore_errors=True)
+        (results / stem).mkdir()
+        for name in KEPT:
+            if (project / study / stem / name).exists():
+                shutil.copy(project / study / stem / name, results / stem / name)
+        with times.open("a") as f:
+            f.write(f"{stem},{levels.replace(',', ' ')},{wall:.0f},{resumed}\n")
+    finished = [p for p in sorted(results.iterdir()) if (p / "report.csv").exists()]  # the committed copies
+    code = cli_main(["compare", f"runs={','.join(map(str, finished))}", f"project={project}", f"name={study}"])
+    if code:
+        sys.exit(code)
+    for name in ("compare.csv", "compare.md", "compare.png"):
+        shutil.copy(project / study / name, results / name)
+    log = results / "command.txt"
+    lines = log.read_text().splitlines() if log.exists() else []
+    for line in (command, f"machine: {machine()}"):
+        if line not in lines:
+            lines.append(line)
+    log.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    run(sys.argv[1:])
