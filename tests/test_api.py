@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from conftest import build, tiny_train_args
+from helpers import build, tiny_train_args
 
 import yoloslim
 

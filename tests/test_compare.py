@@ -4,6 +4,7 @@ import math
 
 import pandas as pd
 import pytest
+from helpers import build
 
 from yoloslim import YoloslimError
 from yoloslim.cli import main
@@ -58,7 +59,6 @@ def test_compare_bad_runs_folder(tmp_path, capsys):
 
 def test_same_named_models_get_their_own_runs(tiny_data, tmp_path):
     """a/last.pt and b/last.pt: two pipelines, two rows each, not the first model twice."""
-    from conftest import build
 
     from yoloslim.checkpoint import save_checkpoint
 

@@ -306,6 +306,7 @@ def test_check_accepts_what_ultralytics_accepts(tiny, tmp_path, monkeypatch):
     assert check_det_dataset(str(data))["nc"] == 2
 
 
+@pytest.mark.slow  # a child process
 def test_cli_check_passes_on_good_dataset(tiny):
     env = {**os.environ, "YOLO_OFFLINE": "1"}
     result = subprocess.run(

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import build
+from helpers import build, fast_only
 
 from yoloslim import YoloslimError
 from yoloslim.onnx_export import bus_image, check_onnx, export, export_with_report, ort_latency, ort_session
@@ -60,7 +60,7 @@ def torch_export_output(pt, x):
         return model(x).numpy()
 
 
-@pytest.mark.parametrize("cfg", ["yolo11n.yaml", "yolov5n.yaml"])
+@pytest.mark.parametrize("cfg", fast_only("yolov5n.yaml", ["yolo11n.yaml", "yolov5n.yaml"]))
 def test_pruned_export_matches_onnxruntime(tmp_path, cfg):
     pt = prune(lively(cfg, seed=1), ratio=0.5, project=tmp_path, name="p", verbose=False).slim
     digest = sha(pt)
@@ -156,6 +156,7 @@ def test_ort_latency_and_letterboxed_image(slim, tmp_path):
         ort_latency(tmp_path / "missing.onnx", 64)
 
 
+@pytest.mark.slow  # a child process; the in-process export tests cover the same code
 def test_cli_export(slim, tmp_path):
     out = tmp_path / "cli.onnx"
     run = subprocess.run(
@@ -176,6 +177,7 @@ def test_cli_export(slim, tmp_path):
     assert len(missing.stderr.strip().splitlines()) == 1 and "does not exist" in missing.stderr
 
 
+@pytest.mark.slow
 def test_bench_latency_script(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("bench_latency", ROOT / "scripts" / "bench_latency.py")
     bench = importlib.util.module_from_spec(spec)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import EVERY_CONFIG, SMALL_CONFIGS, build, tiny_train_args
+from helpers import EVERY_CONFIG, SMALL_CONFIGS, build, fast_only, tiny_train_args
 
 from yoloslim.blocks import build_graph
 from yoloslim.checkpoint import save_checkpoint
@@ -347,6 +347,7 @@ def run_cli(argv, preamble="", timeout=120, **popen):
     )
 
 
+@pytest.mark.slow  # child processes
 def test_a_full_disk_is_one_line_and_leaves_no_temporary_file(inputs, tmp_path):
     # A file size limit makes every write past 64 KB fail as a full disk does (EFBIG instead of ENOSPC).
     limit = (
@@ -361,6 +362,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporary_file(inputs, tmp_path):
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp") or p.name == ".yoloslim.lock"]
 
 
+@pytest.mark.slow
 def test_sigterm_leaves_nothing_half_written(tmp_path):
     import signal
     import time
@@ -404,7 +406,7 @@ def test_random_plans_give_working_models(cfg):
         build_graph(model)  # the pruned model is a valid input again (it can be pruned further)
 
 
-@pytest.mark.parametrize("cfg", SMALL_CONFIGS)
+@pytest.mark.parametrize("cfg", fast_only("yolo11n.yaml", SMALL_CONFIGS))
 def test_random_plan_sample_exports_and_matches_onnxruntime(cfg, tmp_path):
     from yoloslim.onnx_export import export_with_report
 

@@ -3,14 +3,14 @@
 import pandas as pd
 import pytest
 import torch
-from conftest import build, tiny_train_args
+from helpers import build, fast_only, tiny_train_args
 
 import yoloslim
 from yoloslim.levels import GRID, boundary, size
 from yoloslim.slimming import graph_of, pruned_copy
 
 
-@pytest.mark.parametrize("cfg", ["yolov5n.yaml", "yolov8n.yaml", "yolo11n.yaml"])
+@pytest.mark.parametrize("cfg", fast_only("yolov8n.yaml", ["yolov5n.yaml", "yolov8n.yaml", "yolo11n.yaml"]))
 @pytest.mark.parametrize("key", ["gflops", "params"])
 def test_a_size_budget_is_met_by_the_least_pruning(cfg, key):
     model = build(cfg)

@@ -2,7 +2,7 @@
 
 import pandas as pd
 import pytest
-from conftest import tiny_train_args
+from helpers import tiny_train_args
 
 from yoloslim import YoloslimError
 from yoloslim.flow import pipeline

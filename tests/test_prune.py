@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import torch
-from conftest import EVERY_CONFIG, SMALL_CONFIGS, build, calibrate, raw_outputs, rel_err
+from helpers import EVERY_CONFIG, SMALL_CONFIGS, build, calibrate, raw_outputs, rel_err
 
 from yoloslim import YoloslimError
 from yoloslim.blocks import build_graph
@@ -197,6 +197,7 @@ def sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow  # a child process
 def test_slim_checkpoint_loads_in_stock_ultralytics(tmp_path):
     """A .pt written by Ultralytics itself goes in; the slim.pt comes out and loads, predicts and
     exports in a process that never imports yoloslim."""
@@ -229,6 +230,7 @@ print("OK", len(r), f)
     assert out.returncode == 0 and "OK 1" in out.stdout, out.stderr[-2000:]
 
 
+@pytest.mark.slow  # child processes; the bad-input cases run the CLI in process
 def test_cli_prune_and_inspect(tmp_path):
     from yoloslim.checkpoint import save_checkpoint
 

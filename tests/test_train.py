@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from conftest import tiny_train_args
+from helpers import build, tiny_train_args
 
 from yoloslim import YoloslimError
 from yoloslim.trainer import SparseTrainer, check_sparse_settings, sparse, sparsity_penalty
@@ -276,7 +276,6 @@ def test_bad_sparse_settings_are_refused():
 
 
 def test_finetune_keeps_the_slim_width(tiny_data, tmp_path):
-    from conftest import build
     from ultralytics import YOLO
 
     from yoloslim.pruning import prune
@@ -309,7 +308,6 @@ def params(weights) -> int:
 def test_every_training_verb_keeps_a_slim_width(tiny_data, tmp_path):
     """train and sparse of a pruned .pt (iterative slimming), a model pickled without Ultralytics' dict, and
     stock YOLO(slim).train(trainer=SlimTrainer) all train the slim module, not the full-width yaml."""
-    from conftest import build
     from ultralytics import YOLO
 
     from yoloslim.pruning import prune
@@ -332,7 +330,6 @@ def test_every_training_verb_keeps_a_slim_width(tiny_data, tmp_path):
 def test_finetune_on_other_classes_rebuilds_only_the_class_outputs(tiny_data, tmp_path):
     """A slim 80-class yolov8n finetuned on a 3-class dataset: nc=3, every layer but the class outputs at its
     slim width with its weights, the rows of classes it knew kept by name; stock YOLO loads, predicts, exports."""
-    from conftest import build
     from ultralytics import YOLO
 
     from yoloslim.pruning import prune
@@ -373,7 +370,6 @@ def test_interrupted_run_resumes_to_the_same_result(stage, tiny_data, tmp_path):
     """Killed after epoch 1 of 3, then resume=True: it ends where the uninterrupted run ends. Not bit for bit:
     stock resume restarts from the saved (fp16, EMA) weights and re-seeds augmentation, so the bound is
     relative to what really changes the result, the seed."""
-    from conftest import build
 
     from yoloslim.pruning import prune
     from yoloslim.trainer import SlimTrainer
