@@ -17,7 +17,14 @@ import numbers
 import os
 from pathlib import Path
 
+import torch
+from ultralytics.cfg import CFG_BOOL_KEYS, DEFAULT_CFG_DICT, check_cfg
+from ultralytics.engine.model import Model
+from ultralytics.utils import LOGGER as ULTRALYTICS_LOGGER
+from ultralytics.utils.torch_utils import select_device
+
 from . import YoloslimError
+from .plan import Plan
 
 TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
 VERBS: dict[str, callable] = {}  # CLI name -> decorated function, filled by @verb
@@ -181,18 +188,15 @@ def device(key, value):
     """One line for a device this machine does not have (found by Ultralytics' own select_device)."""
     if value is None or str(value).strip().lower() in ("", "cpu"):
         return value
-    import torch
 
     if str(value).strip().lower().startswith("mps"):
         if not torch.backends.mps.is_available():
             raise YoloslimError(f"{key}={value} asks for Apple's MPS, which this machine does not have; use device=cpu")
         return value
-    from ultralytics.utils import LOGGER
-    from ultralytics.utils.torch_utils import select_device
 
-    visible, quiet = os.environ.get("CUDA_VISIBLE_DEVICES"), LOGGER.disabled
+    visible, quiet = os.environ.get("CUDA_VISIBLE_DEVICES"), ULTRALYTICS_LOGGER.disabled
     try:
-        LOGGER.disabled = True  # its banner is for the training that follows, not for this check
+        ULTRALYTICS_LOGGER.disabled = True  # its banner is for the training that follows, not for this check
         select_device(str(value), verbose=False)
     except Exception:  # Ultralytics explains in several lines; one is enough here
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -201,7 +205,7 @@ def device(key, value):
             f"use device=cpu{' or device=0' if gpus else ''}"
         ) from None
     finally:  # select_device sets CUDA_VISIBLE_DEVICES for the process; the trainer will set it again itself
-        LOGGER.disabled = quiet
+        ULTRALYTICS_LOGGER.disabled = quiet
         if visible is None:
             os.environ.pop("CUDA_VISIBLE_DEVICES", None)
         else:
@@ -211,8 +215,6 @@ def device(key, value):
 
 def model_source(key, value):
     """A path, a YOLO object or a module; what the path holds is checked where it is loaded."""
-    import torch
-    from ultralytics.engine.model import Model
 
     if isinstance(value, (torch.nn.Module, Model)):
         return value
@@ -220,8 +222,6 @@ def model_source(key, value):
 
 
 def plan_source(key, value):
-    from .plan import Plan
-
     return value if value is None or isinstance(value, Plan) else as_text(key, value, "; give a plan.json")
 
 
@@ -348,7 +348,6 @@ VERB_RULES = {  # the few names that mean something else in one verb
 
 def check_train_args(extra: dict, verb_name: str) -> dict:
     """Keyword arguments handed on to Ultralytics' trainer: its own key and type check, then our ranges."""
-    from ultralytics.cfg import CFG_BOOL_KEYS, DEFAULT_CFG_DICT, check_cfg
 
     out = {}
     for key, value in extra.items():

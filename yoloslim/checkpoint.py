@@ -9,14 +9,17 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from ultralytics import YOLO
+from ultralytics import __version__ as ultralytics_version
+from ultralytics.nn.modules import Conv
+from ultralytics.nn.tasks import DetectionModel
 
 from . import YoloslimError, __version__
+from .io import atomic_write
 
 
 def load_model(model, verbose: bool = False) -> nn.Module:
     """A stock Ultralytics DetectionModel (float32, CPU) from a .pt path, a model yaml, YOLO or the module."""
-    from ultralytics import YOLO
-    from ultralytics.nn.tasks import DetectionModel
 
     if isinstance(model, YOLO):
         model = model.model
@@ -85,9 +88,6 @@ def load_checkpoint(path) -> dict:
 
 
 def _check_task(model: nn.Module, what: str) -> nn.Module:
-    from ultralytics.nn.modules import Conv
-    from ultralytics.nn.tasks import DetectionModel
-
     if type(model) is not DetectionModel:
         task = type(model).__name__.replace("Model", "").lower()
         raise YoloslimError(f"{what} is a {type(model).__name__} ({task}); yoloslim supports detection models only")
@@ -117,9 +117,6 @@ def check_stride(model: nn.Module, imgsz: int) -> None:
 
 def save_checkpoint(model: nn.Module, path, **extra) -> Path:
     """A standard Ultralytics checkpoint: YOLO(path) loads it without yoloslim installed."""
-    from ultralytics import __version__ as ultralytics_version
-
-    from .io import atomic_write
 
     args = getattr(model, "args", None)
     args = args if isinstance(args, dict) else vars(args) if args is not None else {}

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 import os
 import signal
 import sys
 import traceback
 
+from ultralytics.utils import LOGGER as ULTRALYTICS
+
 from . import YoloslimError
 from .args import VERBS
+from .log import LOGGER
 
 # import order = help order
 VERB_MODULES = ("data", "convert", "trainer", "pruning", "sweep", "onnx_export", "flow", "study")
@@ -99,16 +103,11 @@ def resolve(words: list[str], verbs: dict) -> tuple[str, list[str]]:
 
 
 def loggers() -> list:
-    from ultralytics.utils import LOGGER as ULTRALYTICS
-
-    from .log import LOGGER
-
     return [LOGGER, ULTRALYTICS]
 
 
 def quiet() -> None:
     """verbose=False: warnings and errors only, from yoloslim and from Ultralytics (until main returns)."""
-    import logging
 
     for logger in loggers():
         logger.setLevel(logging.WARNING)

@@ -18,6 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from PIL import Image
+from ultralytics.data.converter import convert_coco
+from ultralytics.utils import LOGGER as ULTRALYTICS_LOGGER
 
 from . import YoloslimError
 from .args import as_list, verb
@@ -127,8 +130,6 @@ def read_voc(source: Path, root: Path) -> tuple[list[str], list[Item]]:
 def read_coco(source: Path, root: Path) -> tuple[list[str], list[Item]]:
     """Labels by Ultralytics' convert_coco, fed a copy of the json whose category ids are renumbered 1..n
     (it subtracts 1 and assumes COCO's numbering otherwise; exports from other tools start at 0 or skip ids)."""
-    from ultralytics.data.converter import convert_coco
-    from ultralytics.utils import LOGGER as ULTRALYTICS_LOGGER
 
     try:
         spec = json.loads(source.read_text(encoding="utf-8-sig"))
@@ -185,8 +186,6 @@ def find_image(root: Path, name: str, stem: str, annotation: Path) -> Path:
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    from PIL import Image
-
     Image.MAX_IMAGE_PIXELS = None  # aerial and satellite scenes are large on purpose
     try:
         with Image.open(path) as im:
@@ -300,7 +299,6 @@ def starts(length: int, size: int, stride: int) -> list[int]:
 
 def tiles_of(image: Path, rows, size: int, stride: int, min_visible: float, scale: float):
     """(tile file name, PIL tile, its YOLO rows, remnants dropped) for each tile of one image."""
-    from PIL import Image
 
     Image.MAX_IMAGE_PIXELS = None
     with Image.open(image) as im:

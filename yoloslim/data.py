@@ -1,7 +1,7 @@
 """Data: the synthetic tea-sprout dataset (`synth`) and a YOLO data.yaml validator (`check`).
 
-Neither function imports Ultralytics: `check` must be cheap enough to run before every training,
-and `synth` only needs numpy and OpenCV.
+`check` reads every image and label without changing them, so it runs before every training; it follows
+Ultralytics' rules for what a dataset may hold (see image_problem and label_problem).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import yaml
+from PIL import Image
+from ultralytics import utils as ultralytics_utils
 
 from . import YoloslimError
 from .args import verb
@@ -380,10 +382,9 @@ def dataset_root(spec, yaml_path) -> Path:
         return yaml_path.parent
     root = Path(str(spec["path"])).expanduser()
     if not root.exists() and not root.is_absolute():
-        from ultralytics.utils import DATASETS_DIR  # only here: check stays cheap for the common case
-
-        if (Path(DATASETS_DIR) / root).is_dir():
-            return (Path(DATASETS_DIR) / root).resolve()
+        datasets = Path(ultralytics_utils.DATASETS_DIR)  # read now, not at import: settings can change it
+        if (datasets / root).is_dir():
+            return (datasets / root).resolve()
     if not root.is_dir():
         raise YoloslimError(
             f"{yaml_path} path: {root} is not a folder (a relative path: is read from the current "
@@ -443,7 +444,6 @@ def image_problem(path: Path) -> str | None:
     rewrites a JPEG without an end marker, so it cannot be called on a user's files; its rules are
     followed here read-only: PIL must open and verify it, both sides >= 10 px, a known format, and a JPEG
     without an end marker must decode in full (Ultralytics re-saves those; truncated ones fail)."""
-    from PIL import Image
 
     try:
         with Image.open(path) as im:

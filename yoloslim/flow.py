@@ -27,11 +27,19 @@ import json
 import shutil
 from pathlib import Path
 
+import torch
+
 from . import YoloslimError
 from .args import as_list, verb
+from .checkpoint import check_stride, load_model
+from .data import check, synth
 from .io import atomic_write, atomic_write_text, owned
 from .levels import accuracy
 from .log import LOGGER
+from .measure import layer_stats
+from .onnx_export import export_with_report
+from .pruning import prune
+from .trainer import check_sparse_settings, finetune, sparse, train
 
 
 def banner(text: str) -> None:
@@ -53,9 +61,6 @@ class Metrics:
 
 
 def size_stats(weights: Path) -> dict:
-    from .checkpoint import load_model
-    from .measure import layer_stats
-
     model = load_model(weights)
     return {
         "params": sum(p.numel() for p in model.parameters()),
@@ -108,9 +113,6 @@ def pipeline(
     sr_share: 0.6 (not None) rather than sparse training's 0.42, because the pipeline aims at speed as well as size: the
     default penalty zeros the wide layers' channels first, which hold few of the GFLOPs, and 60% of the channels
     make a >= 50% cut (58% for yolov8n, pruned at level 0.6). device: as Ultralytics (unset: the GPU if any)."""
-    from .checkpoint import check_stride, load_model
-    from .data import check
-    from .trainer import check_sparse_settings
 
     # Everything that can be wrong is found now, not after hours of training.
     chosen = {"sr": sr, "sr_step": sr_step, "penalty": penalty, "sr_share": sr_share}
@@ -123,15 +125,11 @@ def pipeline(
         data = Path("datasets/tea-synth/data.yaml")
         if not data.exists():
             banner("generate the synthetic tea-sprout dataset")
-            from .data import synth
 
             data = synth(data.parent)
     check(data)
     run = Path(project) / name
     with owned(run):
-        from .pruning import prune
-        from .trainer import finetune, sparse, train
-
         common = {
             "imgsz": imgsz,
             "batch": batch,
@@ -216,7 +214,7 @@ def pipeline(
             rows.append(measured_row(metrics, "finetuned", ft, data, imgsz, batch, level=level, export=export))
 
         banner("report")
-        from .report import pipeline_report
+        from .report import pipeline_report  # deferred: report loads matplotlib, only needed when a plot is drawn
 
         table = pipeline_report(rows, run)
         LOGGER.info(table.to_markdown(index=False, floatfmt=".4g"))
@@ -267,7 +265,6 @@ class Records:
 
 def resumable(train_fn, run: Path, name: str, model, data, **kwargs) -> Path:
     """Start a training stage, or resume it from its last.pt when an earlier pipeline was interrupted."""
-    import torch
 
     weights = run / "train" / name / "weights"
     if (weights / "last.pt").exists():
@@ -294,8 +291,6 @@ def measured_row(
 
 
 def onnx_stats(weights: Path, imgsz: int) -> dict:
-    from .onnx_export import export_with_report
-
     onnx, report = export_with_report(weights, imgsz=imgsz, runs=50, threads=1, verbose=True)
     return {
         "onnx": str(onnx),

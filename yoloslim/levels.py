@@ -12,10 +12,13 @@ import tempfile
 from pathlib import Path
 
 from torch import nn
+from ultralytics import YOLO
+from ultralytics.utils import LOGGER as ULTRALYTICS
 
 from . import YoloslimError
 from .checkpoint import save_checkpoint
 from .measure import layer_stats
+from .onnx_export import export_with_report
 from .slimming import pruned_copy
 
 GRID = [round(i / 100, 2) for i in range(1, 100)]
@@ -30,7 +33,6 @@ def size(model: nn.Module, imgsz: int) -> dict:
 
 def latency_ms(model: nn.Module, imgsz: int, runs: int = 30, threads: int = 1) -> float:
     """Median onnxruntime CPU latency of the model exported (and checked) at imgsz."""
-    from .onnx_export import export_with_report
 
     with tempfile.TemporaryDirectory(prefix="yoloslim-latency-") as tmp:
         _, report = export_with_report(model, imgsz=imgsz, out=Path(tmp) / "m.onnx", runs=runs, threads=threads)
@@ -39,8 +41,6 @@ def latency_ms(model: nn.Module, imgsz: int, runs: int = 30, threads: int = 1) -
 
 def accuracy(model: nn.Module | str | Path, data, imgsz: int, batch: int = 16) -> dict:
     """mAP50 and mAP50-95 of a module or a .pt on data's val split at imgsz (Ultralytics' validator)."""
-    from ultralytics import YOLO
-    from ultralytics.utils import LOGGER as ULTRALYTICS
 
     level = ULTRALYTICS.level
     with tempfile.TemporaryDirectory(prefix="yoloslim-val-") as tmp:

@@ -28,13 +28,20 @@ import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
+from ultralytics import YOLO
+from ultralytics.data.augment import LetterBox
+from ultralytics.nn.modules import Detect
+from ultralytics.utils import ASSETS
+from ultralytics.utils import LOGGER as ULTRALYTICS_LOGGER
 
 from . import YoloslimError
 from .args import verb
 from .checkpoint import check_stride, load_model, save_checkpoint
 from .log import LOGGER
+from .measure import layer_stats
 
 FP32_TOL = 1e-3
 DEFAULT_DIR = Path("runs/yoloslim/export")
@@ -160,8 +167,6 @@ def destination(source, out) -> Path:
 
 def ultralytics_onnx(pt: Path, imgsz: int, dynamic: bool, simplify: bool, opset: int | None, half: bool) -> Path:
     """The stock exporter, on CPU. Its log is held back to warnings: its summary would name the private copy."""
-    from ultralytics import YOLO
-    from ultralytics.utils import LOGGER
 
     kwargs = {
         "format": "onnx",
@@ -172,15 +177,15 @@ def ultralytics_onnx(pt: Path, imgsz: int, dynamic: bool, simplify: bool, opset:
         "device": "cpu",
         **({"quantize": 16} if half else {}),
     }
-    level = LOGGER.level
-    LOGGER.setLevel(logging.WARNING)
+    level = ULTRALYTICS_LOGGER.level
+    ULTRALYTICS_LOGGER.setLevel(logging.WARNING)
     try:
         return Path(YOLO(str(pt)).export(**kwargs))
     except Exception as e:
         message = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise YoloslimError(f"the Ultralytics ONNX exporter failed: {type(e).__name__}: {message}") from e
     finally:
-        LOGGER.setLevel(level)
+        ULTRALYTICS_LOGGER.setLevel(level)
 
 
 def check_onnx(
@@ -203,7 +208,6 @@ def check_onnx(
     When the check fails, the model also runs in float64, and the message says whether PyTorch fp32 itself is that
     far off (a numerically ill-conditioned model, e.g. activations in the hundreds) or the export is.
     """
-    from ultralytics.nn.modules import Detect
 
     label = label or Path(onnx_path).name
     model = copy.deepcopy(reference).float().eval()
@@ -257,7 +261,7 @@ def check_onnx(
                         "compute what the model does"
                     )
             raise YoloslimError(message)
-    import onnx
+    import onnx  # deferred: only export and its check need onnx
 
     opset = max(
         (
@@ -282,9 +286,6 @@ def _errors(got: np.ndarray, want: np.ndarray, strides: np.ndarray | None) -> tu
 
 def bus_image(imgsz: int) -> torch.Tensor:
     """Ultralytics' bus.jpg as predict feeds a static-shape model: letterboxed to imgsz, RGB, /255, NCHW float32."""
-    import cv2
-    from ultralytics.data.augment import LetterBox
-    from ultralytics.utils import ASSETS
 
     image = cv2.imread(str(ASSETS / "bus.jpg"))
     if image is None:
@@ -296,7 +297,7 @@ def bus_image(imgsz: int) -> torch.Tensor:
 
 def ort_session(onnx_path, threads: int = 1):
     """A CPU onnxruntime session with a fixed thread count, sequential execution, all graph optimizations."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # deferred: only the check and timing need onnxruntime
 
     path = Path(str(onnx_path))
     if not path.is_file():
@@ -365,7 +366,6 @@ def measure_many(
 ) -> list[dict]:
     """Rows for {label: model (.pt, yaml or module)}: each exported to a temporary .onnx and checked, then all
     timed interleaved (see interleaved_latency). Compare latencies within one call, not across calls."""
-    from .measure import layer_stats
 
     rows, paths = [], []
     with tempfile.TemporaryDirectory(prefix="yoloslim-measure-", dir=work_dir) as tmp:

@@ -17,6 +17,7 @@ import torch
 
 from . import YoloslimError
 from .graph import Graph, Group
+from .io import atomic_write_text
 from .sparsity import MAX_GROUP_SHARE
 
 PLAN_FORMAT = 1
@@ -38,8 +39,6 @@ class Plan:
         return sum(self.sizes[n] for n in self.kept)
 
     def save(self, path) -> None:
-        from .io import atomic_write_text
-
         data = {
             "yoloslim_plan": PLAN_FORMAT,
             "fingerprint": self.fingerprint,

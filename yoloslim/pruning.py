@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import copy
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
 from torch import nn
+from ultralytics import YOLO
 
 from . import YoloslimError
 from .args import verb
 from .checkpoint import check_stride, load_model, save_checkpoint
-from .io import owned
+from .data import check
+from .io import atomic_write_text, owned
+from .levels import find_level
 from .log import LOGGER
 from .measure import layer_table
 from .plan import MAX_GROUP_RATIO, Plan, make_plan, removal_stats
@@ -36,9 +40,6 @@ class PruneResult:
     def yolo(self):
         """The slim model as an Ultralytics YOLO, to predict, val or export; to train it keep its width with
         .train(..., trainer=yoloslim.SlimTrainer)."""
-        import tempfile
-
-        from ultralytics import YOLO
 
         if self.slim:
             return YOLO(str(self.slim))
@@ -98,14 +99,10 @@ def prune(
     if "max_drop" in budgets and not data:
         raise YoloslimError("max_drop= needs data= (a data.yaml to validate on)")
     if data:
-        from .data import check
-
         check(data)
     plan_args = {"min_keep": min_keep, "round_to": round_to, "max_group_ratio": max_group_ratio}
     found = None
     if budgets:
-        from .levels import find_level
-
         found = find_level(model, budgets, imgsz, data=data, val_imgsz=val_imgsz, **plan_args)
         ratio = found["level"]
         LOGGER.info(
@@ -140,7 +137,7 @@ def prune(
                 raise YoloslimError(
                     f"{save_dir} already holds a slim.pt; pass exist_ok=True to replace it, or name=<new folder>"
                 )
-            from .report import plot_channels
+            from .report import plot_channels  # deferred: report loads matplotlib, only needed when a plot is drawn
 
             plan.save(save_dir / "plan.json")
             write_table(layers, save_dir / "layers.csv")
@@ -186,8 +183,6 @@ def warn_if_destructive(graph, plan: Plan) -> None:
 
 
 def write_table(table: pd.DataFrame, path: Path) -> None:
-    from .io import atomic_write_text
-
     atomic_write_text(path, table.to_csv(index=False))
 
 

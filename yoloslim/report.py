@@ -8,9 +8,14 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: files only
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np
+import pandas as pd
 from torch import nn  # noqa: E402
 
-from .io import atomic_write  # noqa: E402
+from .io import (
+    atomic_write,  # noqa: E402
+    atomic_write_text,
+)
 
 
 def conv_widths(model: nn.Module) -> dict[str, int]:
@@ -39,8 +44,6 @@ def plot_channels(before: nn.Module, after: nn.Module, path) -> Path:
 
 def plot_gamma_history(csv_path, path) -> Path:
     """Left: |gamma| histogram per epoch (log |gamma|, colour = share of channels). Right: first vs last epoch."""
-    import numpy as np
-    import pandas as pd
 
     hist = pd.read_csv(csv_path).drop_duplicates("epoch", keep="last").sort_values("epoch")
     edges = np.array([1e-5] + [float(c) for c in hist.columns[1:]])  # the first bin holds |gamma| ~ 0
@@ -66,9 +69,6 @@ def plot_gamma_history(csv_path, path) -> Path:
 
 def pipeline_report(rows: list[dict], run: Path):
     """report.csv / report.md (one row per model file) and report.png (mAP vs GFLOPs; before vs after finetune)."""
-    import pandas as pd
-
-    from .io import atomic_write_text
 
     table = pd.DataFrame(rows)
     cols = [

@@ -8,13 +8,13 @@ are uniform in [0.1, 1), betas normal(0, 0.5), and the running statistics are me
 from __future__ import annotations
 
 import torch
+from ultralytics.nn.tasks import DetectionModel
 
 
 @torch.no_grad()
 def seeded_model(cfg: str, seed: int = 0, nc: int | None = None, calibration: list[torch.Tensor] | None = None):
     """calibration: image batches to measure the BN statistics on (default: two batches of two random 64 px
     images); the model is returned in eval mode."""
-    from ultralytics.nn.tasks import DetectionModel
 
     torch.manual_seed(seed)
     model = DetectionModel(cfg, nc=nc, verbose=False)

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from . import YoloslimError
 from .args import as_list, verb
+from .flow import banner
 from .flow import pipeline as pipeline_verb
-from .io import atomic_write_text
+from .io import atomic_write_text, owned
 from .log import LOGGER
 
 MEASURES = ("mAP50", "mAP50-95")
@@ -85,10 +88,6 @@ def compare(
     (the baseline at 0, the finetuned slim model otherwise). runs=: tabulate finished pipeline folders
     instead of training. Any other argument goes to each pipeline ('yoloslim help pipeline').
     """
-    import pandas as pd
-
-    from .flow import banner
-    from .io import owned
 
     out = Path(project) / name
     folders = [Path(r) for r in as_list(runs)]

@@ -11,9 +11,11 @@ import pandas as pd
 from . import YoloslimError
 from .args import as_list, verb
 from .checkpoint import check_stride, load_model
+from .data import check
 from .io import atomic_write_text, owned
 from .levels import accuracy, size
 from .log import LOGGER
+from .onnx_export import export_with_report, interleaved_latency
 from .plan import MAX_GROUP_RATIO
 from .slimming import pruned_copy
 
@@ -42,8 +44,6 @@ def sweep(
     latency (median of `runs`, the levels timed in turn so load hits them alike). The knee is the last level
     whose pruned mAP50-95 and every lower level's stay within max_drop of the unpruned model: prune there
     (and finetune) or below. min_keep, round_to, max_group_ratio: as for prune."""
-    from .data import check
-    from .onnx_export import export_with_report, interleaved_latency
 
     if not data:
         raise YoloslimError("sweep needs data= (a data.yaml whose val split measures each level)")

@@ -17,13 +17,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from ultralytics.engine.model import Model
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import DEFAULT_CFG, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
 from . import YoloslimError
 from .args import RULES, verb
+from .checkpoint import load_checkpoint, load_model
+from .data import check
+from .io import atomic_write, writable_dir
 from .log import LOGGER
+from .slimming import graph_of
 from .sparsity import MAX_GROUP_SHARE, sparsity_penalty, sr_factor  # noqa: F401 (MAX_GROUP_SHARE: API)
 
 # Chosen from sweeps on the generated dataset (see README): sr=1 per nominal batch on the weakest 42% of the
@@ -66,7 +71,6 @@ class SlimTrainer(DetectionTrainer):
     def setup_model(self):
         if isinstance(self.model, torch.nn.Module) or not str(self.model).lower().endswith(".pt"):
             return super().setup_model()
-        from .checkpoint import load_checkpoint, load_model
 
         ckpt = load_checkpoint(self.model)  # also a model pickled without Ultralytics' dict around it
         weights = load_model(self.model)
@@ -154,7 +158,6 @@ class SparseTrainer(SlimTrainer):
 
     def _setup_train(self):
         super()._setup_train()
-        from .slimming import graph_of
 
         model = unwrap_model(self.model)
         names = {id(m): n for n, m in model.named_modules()}
@@ -262,7 +265,7 @@ class SparseTrainer(SlimTrainer):
 
     def plot_gammas(self) -> None:
         """gammas.png: the gamma distribution over epochs (drawn even with plots=False: it is the proof)."""
-        from .report import plot_gamma_history
+        from .report import plot_gamma_history  # deferred: report loads matplotlib, only needed when a plot is drawn
 
         if (Path(self.save_dir) / "gammas.csv").exists():
             plot_gamma_history(Path(self.save_dir) / "gammas.csv", Path(self.save_dir) / "gammas.png")
@@ -273,11 +276,6 @@ def _run(trainer_cls, model, data, **kwargs) -> Path:
 
     model: a .pt or yaml path, a YOLO object or a DetectionModel; an object is trained as a copy (the caller's
     stays as it was), in this process (DDP needs a path, as in stock Ultralytics)."""
-    from ultralytics.engine.model import Model
-
-    from .checkpoint import load_model
-    from .data import check
-    from .io import writable_dir
 
     if not str(data).endswith((".yaml", ".yml")):
         raise YoloslimError(f"data={data} must be a YOLO data.yaml")
@@ -331,7 +329,6 @@ def sparse(
         {"sr": sr, "sr_schedule": sr_schedule, "sr_step": sr_step, "penalty": penalty, "sr_share": sr_share}
     )
     best = _run(SparseTrainer, model, data, **settings, **{"name": "sparse", **kwargs})
-    from .io import atomic_write
 
     return atomic_write(best.parent.parent / "sparse.pt", lambda tmp: shutil.copyfile(best, tmp))
 
