@@ -6,9 +6,10 @@
 
 Each model is one `compare` run into runs/study/<study>/ (resumable: rerun the same command after an
 interruption and finished models are not trained again). When a model finishes, its report, stage
-records and wall time are copied to docs/results/<study>/ (commit them as they come); the table of every
-finished model is then remade by `compare runs=...`. n models are pruned at LEVELS_N, others at LEVELS
-(levels= overrides both). Any other argument goes to every pipeline ('yoloslim help pipeline').
+records and times are copied to docs/results/<study>/ (commit them as they come; in walltime.csv train_s is
+the training time of all its stages, wall_s the time of the last invocation, which also measures and exports).
+The table of every finished model is then remade by `compare runs=...`. n models are pruned at LEVELS_N,
+others at LEVELS (levels= overrides both). Any other argument goes to every pipeline ('yoloslim help pipeline').
 """
 
 import os
@@ -41,6 +42,17 @@ def machine() -> str:
     )
 
 
+def train_seconds(run: Path) -> float:
+    """Training time of every stage of a pipeline folder, from Ultralytics' results.csv (its `time` column is
+    cumulative and survives a resume), so an interrupted model still gets its whole time."""
+    total = 0.0
+    for results in run.glob("train/*/results.csv"):
+        rows = results.read_text().strip().splitlines()
+        header = [h.strip() for h in rows[0].split(",")]
+        total += float(rows[-1].split(",")[header.index("time")])
+    return total
+
+
 def run(argv: list[str]) -> None:
     args = parse_args(argv)
     study = str(args.pop("study", "study"))
@@ -51,7 +63,7 @@ def run(argv: list[str]) -> None:
     results.mkdir(parents=True, exist_ok=True)
     times = results / "walltime.csv"
     if not times.exists():
-        times.write_text("model,levels,wall_s,resumed\n")
+        times.write_text("model,levels,train_s,wall_s,resumed\n")
     command = f"python scripts/study.py {' '.join(argv)}"
     for model in models:
         stem = Path(model).stem
@@ -69,7 +81,9 @@ def run(argv: list[str]) -> None:
             if (project / study / stem / name).exists():
                 shutil.copy(project / study / stem / name, results / stem / name)
         with times.open("a") as f:
-            f.write(f"{stem},{levels.replace(',', ' ')},{wall:.0f},{resumed}\n")
+            f.write(
+                f"{stem},{levels.replace(',', ' ')},{train_seconds(project / study / stem):.0f},{wall:.0f},{resumed}\n"
+            )
     finished = [p for p in sorted(results.iterdir()) if (p / "report.csv").exists()]  # the committed copies
     code = cli_main(["compare", f"runs={','.join(map(str, finished))}", f"project={project}", f"name={study}"])
     if code:

@@ -109,9 +109,32 @@ def test_wide_penalty_takes_channels_from_wide_groups_first():
     assert grads[0].tolist() == [0.0, 0.0, 0.0, 1.0] and grads[1].sum() == 0
 
 
+def test_auto_sr_follows_a_line_to_zero():
+    """sr=auto pushes harder while the pushed channels' mean |gamma| is above the line from its start to zero at
+    ZERO_AT of the push phase, softer below it, within 1e-3..1e3."""
+    from yoloslim.sparsity import RATE, ZERO_AT, calibrated_sr
+
+    assert calibrated_sr(1.0, 0.9, 1.0, 0.0) == pytest.approx(1 / RATE)  # below the line (1.0 at the start)
+    assert calibrated_sr(1.0, 0.9, 1.0, 0.5) == pytest.approx(RATE)  # the line is at 1 - 0.5 / ZERO_AT by then
+    assert calibrated_sr(1.0, 1e-4, 1.0, ZERO_AT) == pytest.approx(RATE)  # at zero_at the line is 0: push on
+    assert calibrated_sr(1e3, 1.0, 1.0, 0.9) == 1e3 and calibrated_sr(1e-3, 0.0, 1.0, 0.0) == 1e-3
+
+
+@pytest.mark.slow
+def test_auto_sr_reaches_the_share_at_zero(tiny_data, tmp_path):
+    """Default sr (auto) on a small model and a few steps: the pushed share ends at exactly zero without any
+    sr tuned for this model, this dataset or this many steps; sr itself moved (sparsity/sr, per epoch)."""
+    args = tiny_train_args(tmp_path, epochs=5, optimizer="SGD", lr0=0.02, batch=4, nbs=4)
+    out = sparse("yolov8n.yaml", tiny_data, sr_share=0.5, **args)
+    results = pd.read_csv(out.parent / "results.csv")
+    assert results["sparsity/gamma<1e-3"].iloc[-1] >= 0.4  # at least 4/5 of the pushed half
+    assert results["sparsity/sr"].nunique() > 1
+
+
 @pytest.mark.parametrize("kind", ["wide", "lowest", "l1"])
 def test_penalty_gradient_is_autograds_on_prunable_gammas_only(kind, tiny_data, tmp_path):
-    """The added gradient is autograd's gradient of sr * penalty per nominal batch, times the AMP scale."""
+    """The added gradient is autograd's gradient of sr * penalty per nominal batch. It is added inside the optimizer's
+    step, after Ultralytics unscaled and clipped the loss gradient, so it is the same with or without AMP."""
     from yoloslim.slimming import graph_of
 
     trainer = SparseTrainer(
@@ -139,17 +162,17 @@ def test_penalty_gradient_is_autograds_on_prunable_gammas_only(kind, tiny_data, 
             gamma[::3] *= -1
             gamma[1::5] = 0
 
-    for amp_scale in (1.0, 256.0):  # without AMP, and as under AMP: gradients still scaled
+    for amp_scale in (1.0, 256.0):  # without AMP, and under AMP: by then the gradients are unscaled
         trainer.scaler = torch.amp.GradScaler("cpu", init_scale=amp_scale, enabled=amp_scale != 1.0)
         model.zero_grad(set_to_none=True)
         trainer.add_penalty_gradient()
         added = {k: g.grad.clone() for k, g in prunable.items()}
         model.zero_grad(set_to_none=True)
         images = trainer.batch_size * trainer.accumulate  # 4 x 4 = the nominal batch of 16
-        (0.3 * reference_penalty(prunable.values(), unfrozen, kind, 0.3) * images / 16 * amp_scale).backward()
+        (0.3 * reference_penalty(prunable.values(), unfrozen, kind, 0.3) * images / 16).backward()
         for k, g in prunable.items():  # (no grad: the penalty has no channel of that BN, e.g. a narrow one for wide)
             expected = g.grad if g.grad is not None else torch.zeros_like(g)
-            assert torch.allclose(added[k], expected, atol=1e-6 * amp_scale), "penalty gradient differs from autograd's"
+            assert torch.allclose(added[k], expected, atol=1e-6), "penalty gradient differs from autograd's"
     model.zero_grad(set_to_none=True)
     trainer.add_penalty_gradient()
     assert all(g.grad is None for g in frozen)  # attention BNs are left alone

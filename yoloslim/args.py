@@ -297,7 +297,9 @@ RULES = {
     "max_drop": optional(fraction(low_open=False, what=": it is the mAP50-95 a prune may lose, 0 <= max_drop < 1")),
     "val_imgsz": whole(32, 8192, " (the size budgets validate at)"),
     # sparse training
-    "sr": optional(number(0.0, " (the weight of the gamma penalty, e.g. 1.0)")),
+    "sr": lambda key, value: None
+    if str(value).strip().lower() in ("auto", "none")
+    else number(0.0, " (the weight of the gamma penalty, e.g. 1.0, or auto)")(key, value),
     "sr_step": optional(fraction(high_open=False, what=": it is a fraction of the epochs in (0, 1]")),
     "sr_share": optional(fraction(what=": it is the share of the prunable channels to push to zero, 0 < sr_share < 1")),
     "sr_schedule": optional(choice("constant", "linear", "step")),

@@ -5,6 +5,21 @@ from __future__ import annotations
 import torch
 
 MAX_GROUP_SHARE = 0.8  # wide, lowest: the most of one channel group they push to zero
+ZERO_AT = 0.8  # sr=auto: the pushed channels' mean |gamma| reaches zero at this share of the push phase
+RATE = 1.1  # sr=auto: sr changes by at most this factor per optimizer step
+
+
+def calibrated_sr(sr: float, mean_now: float, mean_start: float, progress: float) -> float:
+    """sr=auto, one optimizer step: more push when the pushed channels' mean |gamma| is above a line falling from
+    its start to zero at ZERO_AT of the push phase (progress: 0..1 of it), less when below. So the push is as
+    weak as reaching zero in time allows, whatever the loss's scale, the learning rate or the number of steps."""
+    target = mean_start * max(0.0, 1.0 - progress / ZERO_AT)
+    return min(1e3, max(1e-3, sr * RATE if mean_now > target else sr / RATE))
+
+
+def pushed_count(group_sizes: list[int], share: float) -> int:
+    """How many channels wide/lowest push: share of all, at most MAX_GROUP_SHARE of each group."""
+    return min(round(share * sum(group_sizes)), sum(int(MAX_GROUP_SHARE * n) for n in group_sizes))
 
 
 def sr_factor(schedule: str, progress: float, step_at: float) -> float:
@@ -42,14 +57,13 @@ def sparsity_penalty(
     magnitudes = [
         torch.stack([gammas[i][offset : offset + size].abs() for i, offset, size in group]) for group in groups
     ]
-    scores, caps = [], []
+    scores = []
     for magnitude in magnitudes:
         strength = magnitude.detach().amax(0)
         score = strength / (strength.sum() if kind == "wide" else strength.mean()).clamp_min(1e-12)
-        caps.append(int(MAX_GROUP_SHARE * len(score)))
-        score[score.argsort().argsort() >= caps[-1]] = torch.inf  # the group's strongest stay out of reach
+        score[score.argsort().argsort() >= int(MAX_GROUP_SHARE * len(score))] = torch.inf  # the strongest stay
         scores.append(score)
     everything = torch.cat(scores)
     pushed = torch.zeros_like(everything)
-    pushed[everything.topk(min(round(share * len(everything)), sum(caps)), largest=False).indices] = 1
+    pushed[everything.topk(pushed_count([len(s) for s in scores], share), largest=False).indices] = 1
     return sum((magnitude * part).sum() for magnitude, part in zip(magnitudes, pushed.split([len(s) for s in scores])))

@@ -29,12 +29,15 @@ from .data import check
 from .io import atomic_write, writable_dir
 from .log import LOGGER
 from .slimming import graph_of
-from .sparsity import MAX_GROUP_SHARE, sparsity_penalty, sr_factor  # noqa: F401 (MAX_GROUP_SHARE: API)
+from .sparsity import MAX_GROUP_SHARE, calibrated_sr, pushed_count, sparsity_penalty, sr_factor  # noqa: F401
 
-# Chosen from sweeps on the generated dataset (see README): sr=1 per nominal batch on the weakest 42% of the
-# channels (wide groups first) for the first 60% of the epochs, then sr/100 so the network recovers around the
-# surviving channels.
-SPARSE_DEFAULTS = {"sr": 1.0, "sr_schedule": "step", "sr_step": 0.6, "penalty": "wide", "sr_share": 0.42}
+# The weakest 42% of the channels (wide groups first) pushed for the first 60% of the epochs, with sr calibrated
+# so they reach zero by then (sr=None: auto), then sr/100 so the network recovers around the surviving channels
+# (docs/sparsity.md).
+SPARSE_DEFAULTS = {"sr": None, "sr_schedule": "step", "sr_step": 0.6, "penalty": "wide", "sr_share": 0.42}
+# optimizer=auto: SGD at a fifth of Ultralytics' from-scratch lr0, because sparse training continues a trained
+# model without warm-up; at 0.01, plain SGD alone cost yolov8n 0.015 mAP50-95 on the tree data (docs/sparsity.md).
+SPARSE_LR0 = 0.002
 SCHEDULES = ("constant", "linear", "step")
 PENALTIES = ("wide", "lowest", "l1")
 HIST_BINS = np.concatenate([[0.0], np.logspace(-4, 1, 41)])  # |gamma| bins, log-spaced, first one catches 0
@@ -171,8 +174,16 @@ class SparseTrainer(SlimTrainer):
             # sparse epochs took 14% longer than plain ones (up to 40% after the collapse); flushed, 1.8%.
             torch.set_flush_denormal(True)
             self.add_callback("on_train_end", lambda trainer: torch.set_flush_denormal(False))
+        # sr=auto (None): sr is recalibrated every step of the push phase (before sr_step) so the pushed share
+        # reaches zero in time (sparsity.calibrated_sr); l1 pushes every channel, so it keeps sr=1 instead.
+        self.sr_auto = self.args.sr is None and self.args.penalty != "l1"
+        self.sr_value = 1.0 if self.args.sr is None else float(self.args.sr)
+        self.pushed = max(1, pushed_count([g.size for g in groups], self.args.sr_share))
+        steps_per_epoch = max(1, math.ceil(len(self.train_loader) / self.accumulate))
+        push_epochs = math.ceil(self.args.sr_step * self.epochs) - self.start_epoch  # after a resume: what is left
+        self.push_total, self.push_done, self.mean_start = steps_per_epoch * max(1, push_epochs), 0, None
         self.signs_before_step: list[torch.Tensor] = []
-        self.optimizer.register_step_pre_hook(lambda *_: self.remember_signs())
+        self.optimizer.register_step_pre_hook(lambda *_: self.before_step())
         self.optimizer.register_step_post_hook(lambda *_: self.stop_at_zero())
 
     def get_validator(self):
@@ -184,24 +195,31 @@ class SparseTrainer(SlimTrainer):
             vars(self.args).update(ours)
 
     def build_optimizer(self, model, name="auto", lr=0.001, momentum=0.9, decay=1e-5, iterations=1e5):
-        if name == "auto":  # see the module docstring: sparsity needs plain gradient steps
-            name, lr = "SGD", self.args.lr0
+        if name == "auto":  # sparsity needs plain gradient steps (docs/sparsity.md, "Optimizers")
+            LOGGER.info(f"sparse: optimizer=auto is SGD at lr0={SPARSE_LR0} (lr0= applies with optimizer=SGD)")
+            name, lr = "SGD", SPARSE_LR0
         return super().build_optimizer(model, name, lr, momentum, decay, iterations)
 
-    def optimizer_step(self):
+    def before_step(self) -> None:
+        """Inside optimizer.step(): the loss gradient is unscaled and clipped by now (Ultralytics' optimizer_step)."""
         self.add_penalty_gradient()
-        super().optimizer_step()
+        self.remember_signs()
 
     @timed
     def add_penalty_gradient(self) -> None:
         """d/dgamma of sr * penalty per nominal batch, in the (AMP-scaled) units of the gradients beside it."""
         if not self.gammas or self.args.sr == 0:
             return
-        weight = self.sr_now() * self.batch_size * self.accumulate / self.args.nbs * self.scaler.get_scale()
         leaves = [gamma.detach().requires_grad_() for _, gamma in self.gammas]
         with torch.enable_grad():
             penalty = sparsity_penalty(leaves, self.args.penalty, self.args.sr_share, self.penalty_groups)
             grads = torch.autograd.grad(penalty, leaves)
+        if self.sr_auto and self.epoch / max(self.epochs, 1) < self.args.sr_step:
+            mean_now = float(penalty.detach()) / self.pushed
+            self.mean_start = mean_now if self.mean_start is None else self.mean_start
+            self.sr_value = calibrated_sr(self.sr_value, mean_now, self.mean_start, self.push_done / self.push_total)
+            self.push_done += 1
+        weight = self.sr_now() * self.batch_size * self.accumulate / self.args.nbs
         with torch.no_grad():
             for (_, gamma), grad in zip(self.gammas, grads):
                 if gamma.grad is None:
@@ -209,7 +227,8 @@ class SparseTrainer(SlimTrainer):
                 gamma.grad.add_(grad, alpha=weight)
 
     def sr_now(self) -> float:
-        return self.args.sr * sr_factor(self.args.sr_schedule, self.epoch / max(self.epochs, 1), self.args.sr_step)
+        base = self.sr_value if self.args.sr is None else float(self.args.sr)  # a set sr (0 too) is used as given
+        return base * sr_factor(self.args.sr_schedule, self.epoch / max(self.epochs, 1), self.args.sr_step)
 
     @timed
     @torch.no_grad()
@@ -245,6 +264,7 @@ class SparseTrainer(SlimTrainer):
                 "sparsity/gamma<1e-2": float((g < 1e-2).float().mean()),
                 "sparsity/gamma<1e-3": float((g < 1e-3).float().mean()),
                 "sparsity/mean_gamma": float(g.mean()),
+                "sparsity/sr": self.sr_now(),
                 # on a GPU this counts launch time only (no sync): a lower bound there
                 "sparsity/penalty_s": self.penalty_seconds,
             }
@@ -313,7 +333,7 @@ def train(model="yolov8n.yaml", data: str | Path = "datasets/tea-synth/data.yaml
 def sparse(
     model="yolov8n.yaml",
     data: str | Path = "datasets/tea-synth/data.yaml",
-    sr: float = SPARSE_DEFAULTS["sr"],
+    sr: float | None = SPARSE_DEFAULTS["sr"],
     sr_schedule: str = SPARSE_DEFAULTS["sr_schedule"],
     sr_step: float = SPARSE_DEFAULTS["sr_step"],
     penalty: str = SPARSE_DEFAULTS["penalty"],
@@ -322,7 +342,8 @@ def sparse(
 ) -> Path:
     """Sparse training: Ultralytics training plus a penalty that pushes unimportant BN gammas to zero.
 
-    sr: the penalty's weight per nominal batch; sr_schedule/sr_step: how it falls over the epochs; penalty:
+    sr: the penalty's weight per nominal batch, or auto (default: calibrated every step so the pushed channels
+    reach zero by sr_step, docs/sparsity.md); sr_schedule/sr_step: how it falls over the epochs; penalty:
     wide (default), lowest or l1; sr_share: the share of the prunable channels to push to zero. A pruned .pt is
     trained at its slim width. The run folder also gets sparse.pt (a copy of best.pt) and gammas.png."""
     settings = check_sparse_settings(
