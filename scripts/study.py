@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
 import ultralytics
 
@@ -40,6 +41,32 @@ def machine() -> str:
         f"{cpu}, {len(os.sched_getaffinity(0))} cores, {gpu}; torch {torch.__version__}, "
         f"ultralytics {ultralytics.__version__}, Python {platform.python_version()}"
     )
+
+
+def summary(table: pd.DataFrame, tolerance: float = 0.01) -> str:
+    """Per model: its baseline, the deepest level whose finetuned mAP50-95 stays within `tolerance` of it, the
+    first level that loses more, and how much pruning itself kept (pruned / sparse)."""
+    rows = []
+    for model, part in table.groupby("model", sort=False):
+        part = part.sort_values("level")
+        base = part[part.level == 0].iloc[0]
+        pruned = part[part.level > 0]
+        held = pruned[pruned["mAP50-95 final"] >= base["mAP50-95 final"] - tolerance]
+        lost = pruned[pruned["mAP50-95 final"] < base["mAP50-95 final"] - tolerance]
+        best = held.iloc[-1] if len(held) else None
+        rows.append(
+            {
+                "model": model,
+                "baseline mAP50-95": base["mAP50-95 final"],
+                "GFLOPs": base.gflops,
+                "deepest level within 0.01": best.level if best is not None else "none",
+                "its GFLOPs cut": f"{1 - best.gflops / base.gflops:.0%}" if best is not None else "",
+                "its mAP50-95": best["mAP50-95 final"] if best is not None else float("nan"),
+                "first level losing > 0.01": lost.level.iloc[0] if len(lost) else "none",
+                "pruned / sparse (min over levels)": (pruned["mAP50-95 pruned"] / pruned["mAP50-95 sparse"]).min(),
+            }
+        )
+    return pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3g") + "\n"
 
 
 def train_seconds(run: Path) -> float:
@@ -96,6 +123,16 @@ def run(argv: list[str]) -> None:
         if line not in lines:
             lines.append(line)
     log.write_text("\n".join(lines) + "\n")
+    table = pd.read_csv(results / "compare.csv")
+    (results / "summary.md").write_text(summary(table))
+    times_table = pd.read_csv(times).to_markdown(index=False)
+    (results / "README.md").write_text(
+        f"# Study: {study}\n\nMade by `scripts/study.py` (one `yoloslim compare` per model, then `compare runs=`"
+        " over all of them). Rows: [compare.md](compare.md) / [compare.csv](compare.csv); plot: compare.png;"
+        " each model's own pipeline report and stage records in its folder.\n\n"
+        f"```\n{log.read_text()}```\n\n## Per model (finetuned vs its baseline, trained as long)\n\n"
+        f"{summary(table)}\n## Time per model (seconds)\n\n{times_table}\n\n![compare](compare.png)\n"
+    )
 
 
 if __name__ == "__main__":
