@@ -73,7 +73,8 @@ def test_coco_json_with_unordered_sparse_ids_converts_to_the_same_labels(labelle
     spec = {"images": [], "annotations": [], "categories": [{"id": 7, "name": "leaf"}, {"id": 3, "name": "bud"}]}
     for number, (name, (image, _)) in enumerate(labelled.items()):
         width, height = Image.open(image).size
-        spec["images"].append({"id": number, "file_name": f"pics/{name}", "width": width, "height": height})
+        size = {"width": width, "height": height} if number % 2 else {}  # some exports leave the size out
+        spec["images"].append({"id": number, "file_name": f"pics/{name}", **size})
         for c, x1, y1, x2, y2 in pixel_boxes(image):
             box = [x1, y1, x2 - x1, y2 - y1]
             spec["annotations"].append(

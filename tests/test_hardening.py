@@ -70,6 +70,13 @@ def inputs(tmp_path_factory, tiny_data):
             f"<annotation><filename>{name}.jpg</filename><object><name>tree</name>{box}</object></annotation>"
         )
     (d / "notcoco.json").write_text("[1, 2]")
+    (d / "nobox.json").write_text(
+        '{"images": [{"id": 1, "file_name": "voc/a.jpg"}], "categories": [{"id": 1, "name": "tree"}], '
+        '"annotations": [{"id": 1, "image_id": 1, "category_id": 1}]}'
+    )
+    (d / "noname").mkdir()
+    shutil.copy(d / "voc" / "a.jpg", d / "noname" / "a.jpg")
+    (d / "noname" / "a.xml").write_text("<annotation><object><name>tree</name></object><object/></annotation>")
     (d / "prunedir" / "slim.pt").parent.mkdir()
     (d / "prunedir" / "slim.pt").write_bytes(good.read_bytes())
     return d
@@ -185,6 +192,8 @@ BAD = [
     ("data convert source={d}/good.pt", "is neither a .json (COCO) nor .xml files"),
     ("data convert source={d}/badxml", "a.xml is not valid XML"),
     ("data convert source={d}/notcoco.json", "is not a COCO detection file"),
+    ("data convert source={d}/nobox.json", "an image, annotation or category lacks 'bbox'"),
+    ("data convert source={d}/noname", "a.xml object 2 has no <name>"),
     ("data convert source={d}/noimage", "image a.jpg not found in"),
     ("data convert source={d}/voc images={d}/missing", "is not a folder"),
     ("data convert source={d}/voc val=1.5", "val=1.5 is impossible"),

@@ -14,6 +14,7 @@ import random
 import shutil
 import tempfile
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +33,23 @@ MIN_BOX_PX = 2  # a clipped box narrower than this teaches nothing
 SAVE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}  # PIL writes these; others go to .png
 
 
+@dataclass
 class Item:
-    """One image and its boxes as YOLO rows (class, cx, cy, w, h; normalised)."""
+    """One image, its boxes as YOLO rows (class, cx, cy, w, h; normalised) and its path under images=."""
 
-    def __init__(self, image: Path, rows: list[tuple], relative: Path):
-        self.image, self.rows, self.relative = image, rows, relative
+    image: Path
+    rows: list[tuple]
+    relative: Path
+
+
+@contextlib.contextmanager
+def large_images():
+    """Let PIL open aerial and satellite scenes (its decompression-bomb limit is ~180 MP), for this block only."""
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
 
 
 @verb("data convert")
@@ -69,7 +82,8 @@ def convert(
         names, items = read_voc(source, root)
     else:
         raise YoloslimError(f"source={source} is neither a .json (COCO) nor .xml files (Pascal VOC)")
-    bad = [f"{item.image.name} ({problem})" for item in items if (problem := image_problem(item.image))]
+    with large_images():
+        bad = [f"{item.image.name} ({problem})" for item in items if (problem := image_problem(item.image))]
     if bad:
         raise YoloslimError(
             f"{len(bad)} images cannot be read: {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}; "
@@ -116,13 +130,16 @@ def read_voc(source: Path, root: Path) -> tuple[list[str], list[Item]]:
         width, height = image_size(image)
         rows = []
         for number, obj in enumerate(tree.iter("object"), 1):
+            name = (obj.findtext("name") or "").strip()
+            if not name:
+                raise YoloslimError(f"{file} object {number} has no <name>; name its class or remove it")
             box = obj.find("bndbox")
             try:
                 x1, y1, x2, y2 = (float(box.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
             except (AttributeError, TypeError, ValueError):
                 raise YoloslimError(f"{file} object {number}: <bndbox> lacks numeric xmin/ymin/xmax/ymax") from None
             # VOC pixels count from 1 (Ultralytics' VOC conversion subtracts 1 from the centre)
-            rows += clipped(names.index(obj.findtext("name").strip()), x1 - 1, y1 - 1, x2 - 1, y2 - 1, width, height)
+            rows += clipped(names.index(name), x1 - 1, y1 - 1, x2 - 1, y2 - 1, width, height)
         items.append(Item(image, rows, image.relative_to(root)))
     return names, items
 
@@ -143,10 +160,17 @@ def read_coco(source: Path, root: Path) -> tuple[list[str], list[Item]]:
         names = [str(c["name"]) for c in categories]
         for a in spec.setdefault("annotations", []):
             a["category_id"] = order[a["category_id"]]
+            if len(a["bbox"]) != 4 or not all(isinstance(v, (int, float)) for v in a["bbox"]):
+                raise TypeError("a 4-number bbox")
+        for img in spec["images"]:
+            if not img.get("width") or not img.get("height"):  # convert_coco needs them; some exports omit them
+                img["width"], img["height"] = image_size(find_image(root, str(img["file_name"]), "", source))
         known = {img["id"] for img in spec["images"]}
         orphans = [a["image_id"] for a in spec["annotations"] if a["image_id"] not in known]
     except (KeyError, TypeError) as e:
-        raise YoloslimError(f"{source}: an image, annotation or category lacks {e} (or names an unknown one)") from None
+        raise YoloslimError(
+            f"{source}: an image, annotation or category lacks {e} (or names an unknown one); fix or re-export it"
+        ) from None
     if orphans:
         raise YoloslimError(f"{source}: {len(orphans)} annotations name an image id not in images:, e.g. {orphans[0]}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -186,9 +210,8 @@ def find_image(root: Path, name: str, stem: str, annotation: Path) -> Path:
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    Image.MAX_IMAGE_PIXELS = None  # aerial and satellite scenes are large on purpose
     try:
-        with Image.open(path) as im:
+        with large_images(), Image.open(path) as im:
             return im.size
     except Exception as e:  # PIL raises many kinds for a bad file
         raise YoloslimError(f"{path} cannot be read as an image ({e}); replace it") from None
@@ -257,7 +280,8 @@ def tile(
     (and it is at least 2 px wide and high); smaller remnants are dropped. Images no larger than size are
     copied whole. Only training tiles overlap: validation tiles overlap no more than covering the image needs,
     so each object is scored about once. Train on the tiles at imgsz=size, so small objects keep their pixels."""
-    yaml_path, names, splits = read_dataset(data)
+    with large_images():  # the images to tile may be far larger than a training image
+        yaml_path, names, splits = read_dataset(data)
     root = yaml_path.parent
     out = Path(out).expanduser().absolute() if out else root.parent / f"{root.name}-tiles{size}"
     stride = max(1, round(size * (1 - overlap)))
@@ -299,9 +323,7 @@ def starts(length: int, size: int, stride: int) -> list[int]:
 
 def tiles_of(image: Path, rows, size: int, stride: int, min_visible: float, scale: float):
     """(tile file name, PIL tile, its YOLO rows, remnants dropped) for each tile of one image."""
-
-    Image.MAX_IMAGE_PIXELS = None
-    with Image.open(image) as im:
+    with large_images(), Image.open(image) as im:
         picture = im.convert("RGB")
     if scale != 1:
         picture = picture.resize((max(1, round(picture.width * scale)), max(1, round(picture.height * scale))))
