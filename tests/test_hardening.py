@@ -76,7 +76,7 @@ def inputs(tmp_path_factory, tiny_data):
     )
     (d / "noname").mkdir()
     shutil.copy(d / "voc" / "a.jpg", d / "noname" / "a.jpg")
-    (d / "noname" / "a.xml").write_text("<annotation><object><name>tree</name></object><object/></annotation>")
+    (d / "noname" / "a.xml").write_text(f"<annotation><object><name>tree</name>{box}</object><object/></annotation>")
     (d / "prunedir" / "slim.pt").parent.mkdir()
     (d / "prunedir" / "slim.pt").write_bytes(good.read_bytes())
     return d
