@@ -39,7 +39,7 @@ from .log import LOGGER
 from .measure import layer_stats
 from .onnx_export import export_with_report
 from .pruning import prune
-from .trainer import SPARSE_LR0, check_sparse_settings, finetune, sparse, train
+from .trainer import FINETUNE_OPTIMIZER, SPARSE_LR0, check_sparse_settings, finetune, sparse, train
 
 
 def banner(text: str) -> None:
@@ -165,7 +165,7 @@ def pipeline(
         for level in levels:
             pruned = {**plan["sparse.pt"], "level": level, "round_to": round_to}
             plan[f"prune-{level:g}/slim.pt"] = pruned
-            plan[f"slim-{level:g}-ft.pt"] = {**pruned, "finetune_epochs": finetune_epochs}
+            plan[f"slim-{level:g}-ft.pt"] = {**pruned, "finetune_epochs": finetune_epochs, **FINETUNE_OPTIMIZER}
         records = Records(run / "stages.json")
         records.check(plan, run)
 

@@ -38,6 +38,10 @@ SPARSE_DEFAULTS = {"sr": None, "sr_schedule": "step", "sr_step": 0.6, "penalty":
 # optimizer=auto: SGD at a fifth of Ultralytics' from-scratch lr0, because sparse training continues a trained
 # model without warm-up; at 0.01, plain SGD alone cost yolov8n 0.015 mAP50-95 on the tree data (docs/sparsity.md).
 SPARSE_LR0 = 0.002
+# finetune, unless optimizer= is given: AdamW at a quarter of the lr Ultralytics' auto picks for short runs; at its
+# 0.002 a 4-epoch finetune lost mAP the pruned model had (yolov8s on the tree data: 0.045 pruned, 0.024 after;
+# at 0.0005: 0.069), docs/sparsity.md.
+FINETUNE_OPTIMIZER = {"optimizer": "AdamW", "lr0": 0.0005}
 SCHEDULES = ("constant", "linear", "step")
 PENALTIES = ("wide", "lowest", "l1")
 HIST_BINS = np.concatenate([[0.0], np.logspace(-4, 1, 41)])  # |gamma| bins, log-spaced, first one catches 0
@@ -358,7 +362,10 @@ def sparse(
 def finetune(model="slim.pt", data: str | Path = "datasets/tea-synth/data.yaml", **kwargs) -> Path:
     """Finetune a pruned checkpoint at its slim width; best.pt/last.pt keep exactly its parameter count.
 
-    On a dataset with other classes the head's class outputs are rebuilt for them (every other layer is kept)."""
+    On a dataset with other classes the head's class outputs are rebuilt for them (every other layer is kept).
+    Without optimizer=, it is AdamW at lr0=0.0005 (a gentle finetune; docs/sparsity.md)."""
     if isinstance(model, (str, Path)) and not str(model).endswith(".pt"):
         raise YoloslimError(f"model={model} must be a pruned .pt checkpoint (made by 'yoloslim prune')")
+    if "optimizer" not in kwargs:
+        kwargs = {**FINETUNE_OPTIMIZER, **kwargs}
     return _run(SlimTrainer, model, data, **{"name": "finetune", **kwargs})
