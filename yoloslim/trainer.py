@@ -29,7 +29,7 @@ from .data import check
 from .io import atomic_write, writable_dir
 from .log import LOGGER
 from .slimming import graph_of
-from .sparsity import MAX_GROUP_SHARE, calibrated_sr, pushed_count, sparsity_penalty, sr_factor  # noqa: F401
+from .sparsity import MAX_GROUP_SHARE, calibrated_sr, pushed_count, sparsity_penalty, sr_factor  # noqa: F401 (API)
 
 # The weakest 42% of the channels (wide groups first) pushed for the first 60% of the epochs, with sr calibrated
 # so they reach zero by then (sr=None: auto), then sr/100 so the network recovers around the surviving channels
@@ -211,7 +211,7 @@ class SparseTrainer(SlimTrainer):
 
     @timed
     def add_penalty_gradient(self) -> None:
-        """d/dgamma of sr * penalty per nominal batch, in the (AMP-scaled) units of the gradients beside it."""
+        """d/dgamma of sr * penalty per nominal batch, in the unscaled units of the (clipped) loss gradient."""
         if not self.gammas or self.args.sr == 0:
             return
         leaves = [gamma.detach().requires_grad_() for _, gamma in self.gammas]
