@@ -121,7 +121,8 @@ def bars_before_after(ax, labels, before, after) -> None:
     x = range(len(labels))
     ax.bar([i - 0.2 for i in x], list(before), width=0.4, label="right after pruning")
     ax.bar([i + 0.2 for i in x], list(after), width=0.4, label="after finetune")
-    ax.set_xticks(list(x), labels, fontsize=7 if len(labels) > 4 else None)
+    many = len(labels) > 8
+    ax.set_xticks(list(x), labels, fontsize=7 if len(labels) > 4 else None, rotation=90 if many else 0)
     ax.set_ylabel("mAP50-95")
     ax.set_title("Before vs after finetune")
     ax.legend()

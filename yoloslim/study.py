@@ -117,28 +117,38 @@ def compare(
 
 
 def plot_compare(table, path) -> Path:
-    """Left: final mAP50-95 vs GFLOPs, one curve per model family. Right: mAP before vs after finetune."""
-    from .report import bars_before_after, plt, save_figure  # report sets the headless backend
+    """Left: final mAP50-95 vs GFLOPs, one curve per model (colour: family, marker: size), from its baseline
+    through its prune levels. Right: mAP before vs after finetune."""
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    from .report import bars_before_after, plt, save_figure  # deferred (matplotlib); report sets the backend
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.8))
-    for fam, part in table.groupby("family", sort=False):
+    colours = {fam: f"C{i}" for i, fam in enumerate(dict.fromkeys(table.family))}
+    markers = dict(zip("nsmlx", "os^DP"))
+    for model, part in table.groupby("model", sort=False):
         part = part.sort_values("gflops")
-        (line,) = a.plot(part.gflops, part["mAP50-95 final"], marker="o", label=fam)
+        family = part.family.iloc[0]
+        size = model[len(family) :] or model
+        colour = colours[family]
+        a.plot(part.gflops, part["mAP50-95 final"], marker=markers.get(size[:1], "o"), color=colour, label=model)
         for _, r in part.iterrows():
-            size = r.model[len(r.family) :] or r.model
             a.annotate(
-                f"{size} {r.level:g}",
+                f"{r.level:g}",
                 (r.gflops, r["mAP50-95 final"]),
                 textcoords="offset points",
                 xytext=(3, 3),
                 fontsize=7,
-                color=line.get_color(),
+                color=colour,
             )
     a.set_xscale("log")
+    a.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    a.xaxis.set_major_formatter(ScalarFormatter())
+    a.xaxis.set_minor_formatter(NullFormatter())
     a.set_xlabel("GFLOPs at 640 (log)")
-    a.set_ylabel("mAP50-95")
-    a.set_title("Accuracy vs compute (labels: size, prune level)")
-    a.legend()
+    a.set_ylabel("mAP50-95 (finetuned; level 0: baseline)")
+    a.set_title("Accuracy vs compute (labels: prune level)")
+    a.legend(fontsize=8)
     pruned = table[table.level > 0]
     bars_before_after(
         b,
