@@ -237,6 +237,16 @@ def test_sparse_training_shrinks_gammas_and_reports_them(tiny_data, tmp_path):
     assert results["sparsity/mean_gamma"].iloc[-1] == pytest.approx(mean_prunable_gamma(out), abs=2e-3)
 
 
+def test_results_csv_columns_hold_their_values_without_validation(tiny_data, tmp_path):
+    """val=False (as the pipeline trains): every row of results.csv in its header's order, so lr/pg0 is the
+    learning rate (falling from lr0) and the sparsity columns are shares and gammas, on every epoch."""
+    args = tiny_train_args(tmp_path, epochs=3, optimizer="SGD", lr0=0.02, val=False)
+    results = pd.read_csv(sparse("yolov8n.yaml", tiny_data, **args).parent / "results.csv")
+    lr = results["lr/pg0"]
+    assert lr.iloc[0] == pytest.approx(0.02, rel=0.05) and (lr.diff().dropna() < 0).all()
+    assert results["sparsity/gamma<1e-2"].between(0, 1).all() and (results["sparsity/mean_gamma"] > 0.05).all()
+
+
 def test_sparse_settings_travel_through_ddp_launch_file(tiny_data, tmp_path):
     from ultralytics.utils import DEFAULT_CFG_DICT
     from ultralytics.utils.dist import generate_ddp_file

@@ -263,8 +263,10 @@ class SparseTrainer(SlimTrainer):
     def save_metrics(self, metrics):
         if self.gammas:
             g = self.gamma_values()
+            # Last epoch's sparsity/* ride in self.metrics when the epoch was not validated (val=False); dropped and
+            # appended again so every row of results.csv has its header's column order
             metrics = {
-                **metrics,
+                **{k: v for k, v in metrics.items() if not k.startswith("sparsity/")},
                 "sparsity/gamma<1e-2": float((g < 1e-2).float().mean()),
                 "sparsity/gamma<1e-3": float((g < 1e-3).float().mean()),
                 "sparsity/mean_gamma": float(g.mean()),
