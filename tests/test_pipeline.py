@@ -5,7 +5,7 @@ import pytest
 from helpers import tiny_train_args
 
 from yoloslim import YoloslimError
-from yoloslim.flow import pipeline
+from yoloslim.flow import pipeline, warn_if_still_learning
 from yoloslim.trainer import SparseTrainer
 
 pytestmark = pytest.mark.slow  # real trainings
@@ -20,6 +20,13 @@ TINY = {
     "batch": 4,
     "workers": 0,
 }
+
+
+def test_a_start_model_still_learning_is_named(capsys):
+    warn_if_still_learning({"mAP50-95": 0.24}, {"mAP50-95": 0.33}, epochs=14)
+    assert "gained 0.090 mAP50-95 over the start model in 14 more epochs" in capsys.readouterr().out
+    warn_if_still_learning({"mAP50-95": 0.14}, {"mAP50-95": 0.13}, epochs=14)
+    assert capsys.readouterr().out == ""
 
 
 def test_pipeline_runs_every_stage_and_resumes(tiny_data, tmp_path, capsys):
@@ -55,6 +62,8 @@ def test_pipeline_runs_every_stage_and_resumes(tiny_data, tmp_path, capsys):
     assert len(pd.read_csv(run / "train" / "sparse" / "results.csv")) == 2  # resumed, not restarted
 
     report = pd.read_csv(run / "report.csv").set_index("stage")
+    gain = report.loc["baseline", "mAP50-95"] - report.loc["pretrained", "mAP50-95"]
+    assert ("it was still learning" in out) == (gain > 0.01)
     assert report.loc["finetuned", "params"] == report.loc["pruned", "params"] < report.loc["baseline", "params"]
     assert report.loc["pruned", "gflops"] < report.loc["sparse", "gflops"]
     for stage in ("baseline", "finetuned"):  # exported, checked against onnxruntime, timed

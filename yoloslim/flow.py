@@ -197,6 +197,8 @@ def pipeline(
             measured_row(metrics, "baseline", baseline, data, imgsz, batch, level=0.0, export=export),
             measured_row(metrics, "sparse", sparse_pt, data, imgsz, batch, level=0.0, export=False),
         ]
+        start_row = rows[0] if pretrain_epochs else measured_row(metrics, "start", start, data, imgsz, batch, 0, False)
+        warn_if_still_learning(start_row, rows[-2], total)
         for level in levels:
             tag = f"{level:g}"
             slim = run / f"prune-{tag}" / "slim.pt"  # prune() writes slim.pt last, atomically
@@ -226,6 +228,18 @@ def pipeline(
             f"\nrun folder: {run.resolve()}\n  report: {run / 'report.md'}, {run / 'report.csv'}, {run / 'report.png'}"
         )
         return run
+
+
+def warn_if_still_learning(start: dict, baseline: dict, epochs: int, tolerance: float = 0.01) -> None:
+    """The baseline is the start model trained `epochs` more: if that gained much, the start was still learning, and
+    a finetuned model falls short of the baseline for the training it missed as much as for what pruning took."""
+    gain = baseline["mAP50-95"] - start["mAP50-95"]
+    if gain > tolerance:
+        LOGGER.warning(
+            f"warning: the baseline gained {gain:.3f} mAP50-95 over the start model in {epochs} more epochs: it was "
+            "still learning, so the finetuned models miss the baseline's extra training as well as what pruning took; "
+            "prune a model trained until its mAP stops rising (more pretrain_epochs, or a converged .pt)"
+        )
 
 
 def identity(source) -> str:
