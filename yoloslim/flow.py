@@ -197,8 +197,11 @@ def pipeline(
             measured_row(metrics, "baseline", baseline, data, imgsz, batch, level=0.0, export=export),
             measured_row(metrics, "sparse", sparse_pt, data, imgsz, batch, level=0.0, export=False),
         ]
-        start_row = rows[0] if pretrain_epochs else measured_row(metrics, "start", start, data, imgsz, batch, 0, False)
-        warn_if_still_learning(start_row, rows[-2], total)
+        if pretrain_epochs:
+            start_val = rows[0]
+        else:  # a key of its own: a user's start model may be named like a stage (baseline.pt, sparse.pt)
+            start_val = metrics.get("start/val", lambda: accuracy(start, data, imgsz, batch))
+        warn_if_still_learning(start_val, rows[-2], total)
         for level in levels:
             tag = f"{level:g}"
             slim = run / f"prune-{tag}" / "slim.pt"  # prune() writes slim.pt last, atomically
