@@ -1,8 +1,12 @@
 """The size x prune-level study: `yoloslim compare` model by model, published under docs/results/<study>/.
 
-    python scripts/study.py study=trees data=datasets/trees-tiles160/data.yaml batch=8 nbs=8
-    python scripts/study.py study=synth data=datasets/tea-synth-study/data.yaml batch=8 nbs=8
+    python scripts/study.py study=trees data=datasets/trees-tiles160/data.yaml pretrain_epochs=30 batch=8 nbs=8
     python scripts/study.py study=trees-seed1 models=yolov8n.yaml seed=1 data=...
+    yoloslim data synth out=datasets/tea-synth-study train=64 val=32
+    python scripts/study.py study=synth data=datasets/tea-synth-study/data.yaml pretrain_epochs=20 batch=8 nbs=8
+
+The exact commands of the published studies are in docs/results/<study>/command.txt; docs/benchmarks.md
+says how they were sized and what they found.
 
 Each model is one `compare` run into runs/study/<study>/ (resumable: rerun the same command after an
 interruption and finished models are not trained again). When a model finishes, its report, stage
