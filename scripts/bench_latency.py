@@ -7,7 +7,7 @@ yoloslim.pruning.prune(ratio=r, round_to=n), exported with the stock Ultralytics
 onnxruntime (max |diff| vs PyTorch), and timed on onnxruntime CPU with a fixed thread count.
 
 All levels of one model are timed interleaved: one run of each level per round, the order rotating every round
-(yoloslim.onnx_export.interleaved_latency), so other load on a shared machine slows every level alike and the
+(yoloslim.latency.interleaved_latency), so other load on a shared machine slows every level alike and the
 speedups stay fair even when absolute times wander. The machine's load average is printed before and after.
 
 Prints a Markdown table per run and writes it as CSV:
@@ -38,7 +38,7 @@ def seeded_model(cfg: str, seed: int = 0, calibrate: int | None = 640):
     fp32 itself is off by more than the ONNX check's 1e-3. Latency does not depend on the weights' values."""
     import torch
 
-    from yoloslim.onnx_export import bus_image
+    from yoloslim.onnx_check import bus_image
     from yoloslim.seeded import seeded_model as seeded
 
     if not calibrate:

@@ -13,7 +13,9 @@ import torch
 from helpers import build, fast_only
 
 from yoloslim import YoloslimError
-from yoloslim.onnx_export import bus_image, check_onnx, export, export_with_report, ort_latency, ort_session
+from yoloslim.latency import ort_latency
+from yoloslim.onnx_check import bus_image, check_onnx, ort_session
+from yoloslim.onnx_export import export, export_with_report
 from yoloslim.pruning import prune
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,6 +13,8 @@ LAYERS = [
         "blocks",
         "checkpoint",
         "measure",
+        "onnx_check",
+        "latency",
         "seeded",
         "slimming",
         "trainer",

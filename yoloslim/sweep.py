@@ -13,9 +13,10 @@ from .args import as_list, verb
 from .checkpoint import check_stride, load_model
 from .data import check
 from .io import atomic_write_text, owned
+from .latency import interleaved_latency
 from .levels import accuracy, size
 from .log import LOGGER
-from .onnx_export import export_with_report, interleaved_latency
+from .onnx_export import export_with_report
 from .plan import MAX_GROUP_RATIO
 from .slimming import pruned_copy
 
