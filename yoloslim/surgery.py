@@ -8,7 +8,8 @@ with the removed gammas set to zero and a hook on each consumer reads what it re
 
 Exact for 1x1 consumers. For kxk consumers it is exact at interior pixels; at the borders the
 stock conv zero-pads, so there the removed channel contributed only part of W * constant and the
-fold over-corrects by the taps that fell in the padding.
+fold over-corrects by the taps that fell in the padding (nn.ZeroPad2d, in yolov3-tiny, does the same).
+Per-channel tensors outside convs and BNs (Group.params, e.g. A2C2f's residual scale) are sliced too.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ def apply(model: nn.Module, graph: Graph, kept: dict[Group, list[int]], compensa
     out_idx: dict[nn.Conv2d, list[int]] = defaultdict(list)
     in_idx: dict[nn.Conv2d, list[int]] = defaultdict(list)
     owners: dict[nn.Conv2d, Producer] = {}
+    param_idx: dict[tuple[nn.Module, str], list[int]] = defaultdict(list)
     for g, k in keep.items():
+        for q in g.params:
+            param_idx[q.owner, q.attr] += [q.offset + i for i in k]
         for p in g.producers:
             out_idx[p.conv] += [p.offset + i for i in k]
             owners[p.conv] = p
@@ -45,6 +49,10 @@ def apply(model: nn.Module, graph: Graph, kept: dict[Group, list[int]], compensa
     for conv, idx in in_idx.items():
         if len(idx) < conv.in_channels:
             slice_inputs(conv, sorted(idx))
+    for (owner, attr), idx in param_idx.items():
+        old = getattr(owner, attr)
+        if len(idx) < len(old):
+            setattr(owner, attr, _param(old, old.data[torch.tensor(sorted(idx), device=old.device)]))
     # the modules' own attributes (channel counts such as C2f.c) are updated by the adapter: blocks.refresh
 
 
