@@ -1,7 +1,6 @@
 """Shared test helpers (plain functions and constants; the fixtures live in conftest.py)."""
 
 import pytest
-import torch
 
 SCALES = "nsmlx"
 FAMILIES = ("yolov5", "yolov8", "yolo11")
@@ -29,12 +28,10 @@ def calibrate(model, seed: int = 0):
     return measure(model, seed)
 
 
-@torch.no_grad()
 def raw_outputs(model, x):
-    """Detect's raw box-distribution and class logits, before decoding."""
-    model.eval()
-    _, preds = model(x)
-    return torch.cat([preds["boxes"], preds["scores"]], 1)
+    from yoloslim.seeded import raw_outputs as outputs
+
+    return outputs(model, x)
 
 
 def rel_err(a, b):

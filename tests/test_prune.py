@@ -12,53 +12,22 @@ from helpers import EVERY_CONFIG, SMALL_CONFIGS, build, calibrate, raw_outputs, 
 
 from yoloslim import YoloslimError
 from yoloslim.blocks import build_graph
-from yoloslim.plan import Plan, make_plan, resolve
+from yoloslim.plan import Plan, make_plan
 from yoloslim.pruning import prune
+from yoloslim.seeded import mask_random_channels, prune_masked
 from yoloslim.slimming import prune_in_place
-
-
-def choose_and_mask(graph, seed, keep_beta=False, select=lambda g: True):
-    """Pick random channels in every selected prunable group (equal counts across tied halves) and zero
-    their gamma (and beta unless keep_beta). Returns {group: removed indices}."""
-    gen = torch.Generator().manual_seed(seed)
-    groups = [g for g in graph.groups() if not g.frozen_reasons and select(g)]
-    for members in graph.tie_classes():  # a chosen half brings its twin: both must stay equal
-        if any(g in groups for g in members):
-            groups += [g for g in members if g not in groups and not g.frozen_reasons]
-    counts = {g: int(torch.randint(1, g.size, (1,), generator=gen)) for g in groups}
-    for members in graph.tie_classes():
-        live = [g for g in members if g in counts]
-        if live:
-            n = min(counts[g] for g in live)
-            counts.update({g: n for g in live})
-    chosen = {}
-    for g in groups:
-        chosen[g] = sorted(torch.randperm(g.size, generator=gen)[: counts[g]].tolist())
-        for p in g.producers:
-            idx = [p.offset + i for i in chosen[g]]
-            p.bn.weight.data[idx] = 0
-            if not keep_beta:
-                p.bn.bias.data[idx] = 0
-    return chosen
-
-
-def prune_exactly(model, graph):
-    plan = make_plan(graph, threshold=1e-6, min_keep=0, max_group_ratio=1)  # no floor: exactly the zeros
-    kept = resolve(graph, plan)
-    prune_in_place(model, graph, plan)
-    return kept
 
 
 @pytest.mark.parametrize("cfg", EVERY_CONFIG)
 def test_removing_masked_channels_keeps_outputs(cfg, image):
     model = build(cfg)
     graph = build_graph(model)
-    chosen = choose_and_mask(graph, seed=1)
+    chosen = mask_random_channels(graph, seed=1)
     calibrate(model)  # statistics of the masked model, so its outputs still depend on the input
     before = raw_outputs(model, image)
     params_before = sum(p.numel() for p in model.parameters())
 
-    kept = prune_exactly(model, graph)
+    kept = prune_masked(model, graph)
 
     assert rel_err(raw_outputs(model, image), before) < 1e-4
     assert rel_err(raw_outputs(model, image * 0.3), before) > 1e-2  # the match is not a constant output
@@ -80,9 +49,9 @@ def test_models_from_ultralytics_pt_files(cfg, image, tmp_path):
     yolo.save(tmp_path / "user.pt")
     model = load_model(tmp_path / "user.pt")
     graph = build_graph(model)
-    choose_and_mask(graph, seed=8)
+    mask_random_channels(graph, seed=8)
     before = raw_outputs(model, image)
-    prune_exactly(model, graph)
+    prune_masked(model, graph)
     assert rel_err(raw_outputs(model, image), before) < 1e-4
 
 
@@ -104,9 +73,9 @@ def test_each_coupling_kind_alone(cfg, kind, image):
     select = GROUP_KINDS[kind]
     if not any(select(g) for g in graph.groups() if not g.frozen_reasons):
         pytest.skip(f"{cfg} has no {kind} group")
-    chosen = choose_and_mask(graph, seed=3, select=select)
+    chosen = mask_random_channels(graph, seed=3, select=select)
     before = raw_outputs(model, image)
-    kept = prune_exactly(model, graph)
+    kept = prune_masked(model, graph)
     assert rel_err(raw_outputs(model, image), before) < 1e-4
     assert all(len(kept[g]) == g.size - len(r) for g, r in chosen.items())
 
@@ -118,7 +87,7 @@ def test_compensation_folds_removed_constants(cfg):
     image = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(123))
     model = build(cfg, seed=4)
     graph = build_graph(model)
-    choose_and_mask(graph, seed=5, keep_beta=True)  # removed channels still emit act(beta)
+    mask_random_channels(graph, seed=5, keep_beta=True)  # removed channels still emit act(beta)
     before = raw_outputs(model, image)
     plan = make_plan(graph, threshold=1e-6, min_keep=0, max_group_ratio=1)  # no floor: exactly the zeros
 

@@ -17,7 +17,7 @@ def layer_stats(model: nn.Module, imgsz: int = 640) -> pd.DataFrame:
     layer_of = {}
     for i, layer in enumerate(model.model):
         for m in layer.modules():
-            if isinstance(m, nn.Conv2d):
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
                 layer_of[m] = i
 
         def keep_channels(module, inputs, output, i=i):
@@ -26,8 +26,9 @@ def layer_stats(model: nn.Module, imgsz: int = 640) -> pd.DataFrame:
         hooks.append(layer.register_forward_hook(keep_channels))
 
     def count(module, inputs, output):
-        k = module.weight[0].numel()  # (in / groups) * kh * kw
-        flops[layer_of[module]] = flops.get(layer_of[module], 0) + 2 * output.numel() * k * scale / 1e9
+        k = module.weight[0].numel()  # (in / groups) * kh * kw; transposed: (out / groups) * kh * kw
+        spread = inputs[0] if isinstance(module, nn.ConvTranspose2d) else output  # which side each tap runs over
+        flops[layer_of[module]] = flops.get(layer_of[module], 0) + 2 * spread.numel() * k * scale / 1e9
 
     hooks += [m.register_forward_hook(count) for m in layer_of]
     training = model.training

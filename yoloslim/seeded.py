@@ -1,4 +1,5 @@
-"""A stock DetectionModel with distinct, seeded BN gammas and betas, for tests and benchmarks.
+"""A stock DetectionModel with distinct, seeded BN gammas and betas, and the masked-channel equivalence check,
+for tests and benchmarks.
 
 Random init ties every gamma at 1, so pruning would have no ranking; made-up BN statistics make the
 activations blow up or die out with depth, so the outputs would hardly depend on the input. Here gammas
@@ -41,3 +42,64 @@ def calibrate(model, seed: int = 0, calibration: list[torch.Tensor] | None = Non
     for m in bns:
         m.momentum = 0.1
     return model.eval()
+
+
+def mask_random_channels(graph, seed: int, keep_beta: bool = False, select=lambda g: True) -> dict:
+    """Pick random channels in every selected prunable group (equal counts across tied halves) and zero their
+    gamma (and beta unless keep_beta): the "masked" model of an equivalence check. Returns {group: indices}."""
+    gen = torch.Generator().manual_seed(seed)
+    groups = [g for g in graph.groups() if not g.frozen_reasons and select(g) and g.size > 1]
+    for members in graph.tie_classes():  # a chosen half brings its twin: both must stay equal
+        if any(g in groups for g in members):
+            groups += [g for g in members if g not in groups and not g.frozen_reasons]
+    counts = {g: int(torch.randint(1, g.size, (1,), generator=gen)) for g in groups}
+    for members in graph.tie_classes():
+        live = [g for g in members if g in counts]
+        if live:
+            n = min(counts[g] for g in live)
+            counts.update({g: n for g in live})
+    chosen = {}
+    for g in groups:
+        chosen[g] = sorted(torch.randperm(g.size, generator=gen)[: counts[g]].tolist())
+        for p in g.producers:
+            idx = [p.offset + i for i in chosen[g]]
+            p.bn.weight.data[idx] = 0
+            if not keep_beta:
+                p.bn.bias.data[idx] = 0
+    return chosen
+
+
+def prune_masked(model, graph) -> dict:
+    """Remove exactly the channels whose gammas are zero (no floors); returns {group: kept indices}."""
+    from .plan import make_plan, resolve
+    from .slimming import prune_in_place
+
+    plan = make_plan(graph, threshold=1e-6, min_keep=0, max_group_ratio=1)
+    kept = resolve(graph, plan)
+    prune_in_place(model, graph, plan)
+    return kept
+
+
+@torch.no_grad()
+def raw_outputs(model, x):
+    """Detect's raw box-distribution and class logits, before decoding (of both heads of an end2end model)."""
+    model.eval()
+    _, preds = model(x)
+    heads = [preds["one2many"], preds["one2one"]] if "one2one" in preds else [preds]
+    return torch.cat([torch.cat([h["boxes"], h["scores"]], 1) for h in heads], 1)
+
+
+def masked_equivalence_error(cfg: str, seed: int = 1, imgsz: int = 128) -> float:
+    """max |slim - masked| / max |masked| of the raw outputs, in float64: random channels of every prunable group
+    zeroed (gamma and beta), then removed. Surgery is exact when this is ~1e-12."""
+    from .slimming import graph_of
+
+    model = seeded_model(cfg, seed)
+    graph = graph_of(model)
+    mask_random_channels(graph, seed)
+    calibrate(model, seed)  # statistics of the masked model, so its outputs still depend on the input
+    model.double()
+    x = torch.rand(1, 3, imgsz, imgsz, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    before = raw_outputs(model, x)
+    prune_masked(model, graph)
+    return float((raw_outputs(model, x) - before).abs().max() / before.abs().max())

@@ -70,4 +70,4 @@ def build_graph(model: nn.Module) -> Graph:
 
 
 # Register the handlers (imports at the end: they use `handles`/`refreshes` from this module).
-from . import core, v5, v8, v11  # noqa: E402,F401
+from . import core, ghost, v3, v5, v6, v8, v9, v10, v11, v12  # noqa: E402,F401

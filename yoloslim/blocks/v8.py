@@ -1,6 +1,6 @@
-"""YOLOv8: C2f (and YOLO11's C3k2, same forward) and the Detect head."""
+"""YOLOv8: C2f (and YOLO11's C3k2, same forward), C2 (yolov8-p6) and the Detect head."""
 
-from ultralytics.nn.modules.block import C2f, C3k2
+from ultralytics.nn.modules.block import C2, C2f, C3k2
 from ultralytics.nn.modules.head import Detect
 
 from . import handles, refreshes, trace
@@ -15,6 +15,13 @@ def c2f(graph, m, x):
     for block in m.m:
         ys.append(trace(graph, block, ys[-1]))
     return trace(graph, m.cv2, type(x)([g for y in ys for g in y.groups]))
+
+
+@handles(C2)
+def c2(graph, m, x):
+    # cv2(cat(m(a), b)) with a, b the equal halves of cv1's output (chunk)
+    a, b = graph.conv(m.cv1.conv, m.cv1.bn, x, parts=2).parts()
+    return trace(graph, m.cv2, type(x)(trace(graph, m.m, a).groups + b.groups))
 
 
 @refreshes(C2f, C3k2)
