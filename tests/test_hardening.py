@@ -30,6 +30,7 @@ def digest(folder):
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory, tiny_data):
     """A folder of good and bad input files, made once."""
+    from ultralytics.cfg import DEFAULT_CFG_PATH
     from ultralytics.nn.tasks import ClassificationModel, DetectionModel
 
     d = tmp_path_factory.mktemp("inputs")
@@ -45,7 +46,9 @@ def inputs(tmp_path_factory, tiny_data):
     torch.save({"model": no_bn}, d / "identity.pt")
     (d / "model.onnx").write_bytes(b"\x08\x07")
     save_checkpoint(ClassificationModel("yolov8n-cls.yaml", nc=2, verbose=False), d / "classify.pt")
-    save_checkpoint(DetectionModel("yolov8n-ghost.yaml", nc=2, verbose=False), d / "ghost.pt")
+    stock = (Path(DEFAULT_CFG_PATH).parent / "models" / "v8" / "yolov8.yaml").read_text()
+    (d / "yolov8n-repc3.yaml").write_text(stock.replace("SPPF, [1024, 5]", "RepC3, [1024]"))  # an RT-DETR block
+    save_checkpoint(DetectionModel(str(d / "yolov8n-repc3.yaml"), nc=2, verbose=False), d / "custom.pt")
     fused = build("yolov8n.yaml", nc=2).fuse(verbose=False)
     save_checkpoint(fused, d / "fused.pt")
     (d / "broken.yaml").write_text("train: [images/train\nval: images/val\n")
@@ -96,16 +99,19 @@ BAD = [
     ("prune model={d}/statedict.pt ratio=0.5", "holds a state_dict"),
     ("prune model={d}/statedict2.pt ratio=0.5", "holds a state_dict"),
     ("prune model={d}/identity.pt ratio=0.5", "has Identity where its BatchNorm should be"),
-    ("prune model={d}/classify.pt ratio=0.5", "ClassificationModel (classification); yoloslim supports detection"),
+    (
+        "prune model={d}/classify.pt ratio=0.5",
+        "is a ClassificationModel (a classification model); yoloslim supports YOLO detection",
+    ),
     ("prune model={d}/fused.pt ratio=0.5", "is fused"),
-    ("prune model={d}/ghost.pt ratio=0.5", "is not supported by the pruner"),
+    ("prune model={d}/custom.pt ratio=0.5", "layer 9 (model.9): RepC3 is not supported by the pruner"),
     ("train model={d} data={data}", "is a folder; give a checkpoint in it"),
     ("sparse model={d}/model.onnx data={data}", "give the .pt it was exported from"),
     ("inspect model={d}/truncated.pt", "corrupt or truncated"),
     ("export model={d}/missing.pt", "does not exist"),
     ("train model={d}/truncated.pt data={data}", "corrupt or truncated"),
     ("finetune model=yolov8n.yaml data={data}", "must be a pruned .pt checkpoint"),
-    ("finetune model={d}/classify.pt data={data}", "yoloslim supports detection models only"),
+    ("finetune model={d}/classify.pt data={data}", "yoloslim supports YOLO detection models"),
     # values of the wrong type
     ("prune model={d}/good.pt ratio=half", "ratio=half is not a number"),
     ("prune model={d}/good.pt ratio=0.5.5", "ratio=0.5.5 is not a number"),

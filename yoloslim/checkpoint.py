@@ -12,7 +12,7 @@ from torch import nn
 from ultralytics import YOLO
 from ultralytics import __version__ as ultralytics_version
 from ultralytics.nn.modules import Conv
-from ultralytics.nn.tasks import DetectionModel
+from ultralytics.nn.tasks import DetectionModel, yaml_model_load
 
 from . import YoloslimError, __version__
 from .io import atomic_write
@@ -31,14 +31,7 @@ def load_model(model, verbose: bool = False) -> nn.Module:
             f"model={model} is a folder; give a checkpoint in it (e.g. {path / 'weights' / 'best.pt'}) or a model .yaml"
         )
     if path.suffix in (".yaml", ".yml"):
-        try:
-            return DetectionModel(str(path), verbose=verbose)
-        except FileNotFoundError:
-            raise YoloslimError(
-                f"model yaml {path} does not exist; give a file or a stock name like yolov8n.yaml"
-            ) from None
-        except Exception as e:  # Ultralytics raises many kinds for a bad yaml
-            raise YoloslimError(f"could not build a model from {path}: {type(e).__name__}: {e}") from None
+        return model_from_yaml(path, verbose)
     if path.suffix in (".onnx", ".engine", ".torchscript", ".tflite", ".mlpackage", ".xml"):
         raise YoloslimError(
             f"model={model} is an exported model ({path.suffix}); yoloslim trains and prunes "
@@ -65,6 +58,85 @@ def load_model(model, verbose: bool = False) -> nn.Module:
     return _check_task(m, str(path))
 
 
+def model_from_yaml(path: Path, verbose: bool = False) -> DetectionModel:
+    try:
+        cfg = yaml_model_load(str(path))
+    except FileNotFoundError:
+        raise YoloslimError(
+            f"model yaml {path} does not exist; give a file or a stock name like yolov8n.yaml"
+        ) from None
+    except Exception as e:
+        raise YoloslimError(f"could not read the model yaml {path}: {type(e).__name__}: {e}") from None
+    head = cfg.get("head") or [[None, None, None]]
+    model_class = HEAD_MODELS.get(str(head[-1][2]))
+    if model_class:  # say what it is before building it: these heads do not build as a DetectionModel
+        refuse(model_class, str(path))
+    try:
+        return DetectionModel(str(path), verbose=verbose)
+    except Exception as e:  # Ultralytics raises many kinds for a bad yaml
+        raise YoloslimError(f"could not build a model from {path}: {type(e).__name__}: {e}") from None
+
+
+# The head (last layer) of a model yaml -> the Ultralytics model class that yaml builds, for the heads yoloslim
+# does not prune.
+HEAD_MODELS = {
+    "WorldDetect": "WorldModel",
+    "YOLOEDetect": "YOLOEModel",
+    "YOLOESegment": "YOLOESegModel",
+    "YOLOESegment26": "YOLOESegModel",
+    "RTDETRDecoder": "RTDETRDetectionModel",
+    "Segment": "SegmentationModel",
+    "Segment26": "SegmentationModel",
+    "Pose": "PoseModel",
+    "Pose26": "PoseModel",
+    "OBB": "OBBModel",
+    "OBB26": "OBBModel",
+    "Classify": "ClassificationModel",
+    "SemanticSegment": "SemanticSegmentationModel",
+    "Depth": "DepthModel",
+}
+
+# model class -> (what it is, why yoloslim does not prune it)
+UNSUPPORTED = {
+    "WorldModel": (
+        "a YOLO-World open-vocabulary detector",
+        "its C2fAttn and ImagePoolingAttn blocks mix text embeddings into the image features, and the channel "
+        "graph does not trace that guide input",
+    ),
+    "YOLOEModel": (
+        "a YOLOE open-vocabulary detector",
+        "its head scores boxes against text or visual prompt embeddings, which the channel graph does not trace",
+    ),
+    "YOLOESegModel": (
+        "a YOLOE open-vocabulary segmentation model",
+        "its head scores boxes against prompt embeddings, which the channel graph does not trace",
+    ),
+    "RTDETRDetectionModel": (
+        "an RT-DETR transformer detector",
+        "its transformer encoder and decoder (attention over fixed-width queries) and its HGNet/ResNet backbone "
+        "blocks are not traced, and it trains with RTDETRTrainer",
+    ),
+    "SegmentationModel": ("an instance segmentation model", "its Segment head is not traced yet"),
+    "PoseModel": ("a pose model", "its Pose head is not traced yet"),
+    "OBBModel": ("an oriented-box model", "its OBB head is not traced yet"),
+    "ClassificationModel": ("a classification model", "it has no Detect head to keep"),
+    "SemanticSegmentationModel": ("a semantic segmentation model", "its head is not traced"),
+    "DepthModel": ("a depth estimation model", "its head is not traced"),
+}
+
+
+def refuse(model_class: str, what: str):
+    kind, why = UNSUPPORTED.get(model_class, ("not a detector yoloslim knows", "it is not a DetectionModel"))
+    raise YoloslimError(
+        f"{what} is {article(model_class)} {model_class} ({kind}); yoloslim supports YOLO detection models "
+        f"(DetectionModel) only: {why}"
+    )
+
+
+def article(word: str) -> str:
+    return "an" if word[:1].upper() in "AEIOU" or word.startswith("RT") else "a"  # an RT-DETR
+
+
 def is_state_dict(value) -> bool:
     return isinstance(value, dict) and bool(value) and all(torch.is_tensor(v) for v in value.values())
 
@@ -89,8 +161,7 @@ def load_checkpoint(path) -> dict:
 
 def _check_task(model: nn.Module, what: str) -> nn.Module:
     if type(model) is not DetectionModel:
-        task = type(model).__name__.replace("Model", "").lower()
-        raise YoloslimError(f"{what} is a {type(model).__name__} ({task}); yoloslim supports detection models only")
+        refuse(type(model).__name__, what)
     if any(isinstance(m, Conv) and not hasattr(m, "bn") for m in model.modules()):
         raise YoloslimError(
             f"{what} is fused (its BatchNorms were folded into convs); use the unfused checkpoint that training saved"
