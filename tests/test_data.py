@@ -125,11 +125,11 @@ def test_crash_leaves_no_partial_dataset(tmp_path, monkeypatch):
 
     calls = []
 
-    def failing_draw(rng, size):
+    def failing_draw(rng, size, task="detect"):
         calls.append(1)
         if len(calls) == 3:
             raise RuntimeError("simulated crash")
-        return original(rng, size)
+        return original(rng, size, task)
 
     original = data_module.draw_image
     monkeypatch.setattr(data_module, "draw_image", failing_draw)

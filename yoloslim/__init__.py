@@ -1,4 +1,4 @@
-"""yoloslim: Network Slimming (Liu et al., ICCV 2017) for Ultralytics YOLO detectors.
+"""yoloslim: Network Slimming (Liu et al., ICCV 2017) for Ultralytics YOLO detectors (and segment, pose, obb).
 
 The verbs of the command line are functions here, with the same arguments and the same checks:
 
@@ -10,7 +10,8 @@ The verbs of the command line are functions here, with the same arguments and th
 
 Stock Ultralytics training keeps a slim model's width with yoloslim's trainers:
 YOLO("slim.pt").train(data=..., trainer=yoloslim.SlimTrainer), or
-trainer=yoloslim.SparseTrainer.using(sr=1.0) for sparse training.
+trainer=yoloslim.SparseTrainer.using(sr=1.0) for sparse training; for the other tasks
+SlimSegmentationTrainer, SlimPoseTrainer, SlimOBBTrainer and their Sparse* twins.
 """
 
 import os
@@ -36,7 +37,19 @@ from .onnx_export import export  # noqa: E402
 from .pruning import PruneResult, inspect, prune  # noqa: E402
 from .study import compare  # noqa: E402
 from .sweep import sweep  # noqa: E402
-from .trainer import SlimTrainer, SparseTrainer, finetune, sparse, train  # noqa: E402
+from .trainer import (  # noqa: E402
+    SlimOBBTrainer,
+    SlimPoseTrainer,
+    SlimSegmentationTrainer,
+    SlimTrainer,
+    SparseOBBTrainer,
+    SparsePoseTrainer,
+    SparseSegmentationTrainer,
+    SparseTrainer,
+    finetune,
+    sparse,
+    train,
+)
 
 __all__ = [
     "YoloslimError",
@@ -55,6 +68,12 @@ __all__ = [
     "tile_data",
     "SlimTrainer",
     "SparseTrainer",
+    "SlimSegmentationTrainer",
+    "SparseSegmentationTrainer",
+    "SlimPoseTrainer",
+    "SparsePoseTrainer",
+    "SlimOBBTrainer",
+    "SparseOBBTrainer",
     "PruneResult",
     "__version__",
 ]

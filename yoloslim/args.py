@@ -304,6 +304,7 @@ RULES = {
     "sr_share": optional(fraction(what=": it is the share of the prunable channels to push to zero, 0 < sr_share < 1")),
     "sr_schedule": optional(choice("constant", "linear", "step")),
     "penalty": optional(choice("wide", "lowest", "l1")),
+    "task": optional(choice("detect", "segment", "pose", "obb")),
     # export
     "tol": positive,
     "device": device,

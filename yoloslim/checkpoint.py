@@ -1,4 +1,4 @@
-"""Loading and saving Ultralytics detection models, with one clear error per bad input."""
+"""Loading and saving Ultralytics detection (and segmentation, pose, OBB) models, one clear error per bad input."""
 
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ from torch import nn
 from ultralytics import YOLO
 from ultralytics import __version__ as ultralytics_version
 from ultralytics.nn.modules import Conv
-from ultralytics.nn.tasks import DetectionModel, yaml_model_load
+from ultralytics.nn.tasks import DetectionModel, OBBModel, PoseModel, SegmentationModel, yaml_model_load
 
 from . import YoloslimError, __version__
 from .io import atomic_write
 
 
 def load_model(model, verbose: bool = False) -> nn.Module:
-    """A stock Ultralytics DetectionModel (float32, CPU) from a .pt path, a model yaml, YOLO or the module."""
+    """A stock Ultralytics DetectionModel, SegmentationModel, PoseModel or OBBModel (float32, CPU) from a .pt path, a
+    model yaml, YOLO or the module."""
 
     if isinstance(model, YOLO):
         model = model.model
@@ -58,7 +59,8 @@ def load_model(model, verbose: bool = False) -> nn.Module:
     return _check_task(m, str(path))
 
 
-def model_from_yaml(path: Path, verbose: bool = False) -> DetectionModel:
+def model_from_yaml(path, verbose: bool = False, nc: int | None = None) -> DetectionModel:
+    """The model a yaml describes, built as the Ultralytics class its head needs (Segment: SegmentationModel ...)."""
     try:
         cfg = yaml_model_load(str(path))
     except FileNotFoundError:
@@ -67,15 +69,20 @@ def model_from_yaml(path: Path, verbose: bool = False) -> DetectionModel:
         ) from None
     except Exception as e:
         raise YoloslimError(f"could not read the model yaml {path}: {type(e).__name__}: {e}") from None
-    head = cfg.get("head") or [[None, None, None]]
-    model_class = HEAD_MODELS.get(str(head[-1][2]))
-    if model_class:  # say what it is before building it: these heads do not build as a DetectionModel
-        refuse(model_class, str(path))
+    head = str((cfg.get("head") or [[None, None, None]])[-1][2])
+    if head in HEAD_MODELS:  # say what it is before building it: these heads do not build as a DetectionModel
+        refuse(HEAD_MODELS[head], str(path))
     try:
-        return DetectionModel(str(path), verbose=verbose)
+        return TASK_MODELS.get(head, DetectionModel)(str(path), nc=nc, verbose=verbose)
     except Exception as e:  # Ultralytics raises many kinds for a bad yaml
         raise YoloslimError(f"could not build a model from {path}: {type(e).__name__}: {e}") from None
 
+
+# The heads yoloslim prunes beyond Detect, and the model class each builds as (exact classes: a subclass such as
+# YOLOESegModel has another forward).
+TASK_MODELS = {"Segment": SegmentationModel, "Pose": PoseModel, "OBB": OBBModel}
+MODEL_TASKS = {DetectionModel: "detect", SegmentationModel: "segment", PoseModel: "pose", OBBModel: "obb"}
+SUPPORTED = tuple(MODEL_TASKS)
 
 # The head (last layer) of a model yaml -> the Ultralytics model class that yaml builds, for the heads yoloslim
 # does not prune.
@@ -85,11 +92,8 @@ HEAD_MODELS = {
     "YOLOESegment": "YOLOESegModel",
     "YOLOESegment26": "YOLOESegModel",
     "RTDETRDecoder": "RTDETRDetectionModel",
-    "Segment": "SegmentationModel",
     "Segment26": "SegmentationModel",
-    "Pose": "PoseModel",
     "Pose26": "PoseModel",
-    "OBB": "OBBModel",
     "OBB26": "OBBModel",
     "Classify": "ClassificationModel",
     "SemanticSegment": "SemanticSegmentationModel",
@@ -113,12 +117,12 @@ UNSUPPORTED = {
     ),
     "RTDETRDetectionModel": (
         "an RT-DETR transformer detector",
-        "its transformer encoder and decoder (attention over fixed-width queries) and its HGNet/ResNet backbone "
-        "blocks are not traced, and it trains with RTDETRTrainer",
+        "its RTDETRDecoder (deformable attention over a fixed number of queries) is not traced, and it trains with "
+        "RTDETRTrainer, not the detection trainers yoloslim extends",
     ),
-    "SegmentationModel": ("an instance segmentation model", "its Segment head is not traced yet"),
-    "PoseModel": ("a pose model", "its Pose head is not traced yet"),
-    "OBBModel": ("an oriented-box model", "its OBB head is not traced yet"),
+    "SegmentationModel": ("an instance segmentation model", "YOLO26's Segment26 head is not traced yet"),
+    "PoseModel": ("a pose model", "YOLO26's Pose26 head is not traced yet"),
+    "OBBModel": ("an oriented-box model", "YOLO26's OBB26 head is not traced yet"),
     "ClassificationModel": ("a classification model", "it has no Detect head to keep"),
     "SemanticSegmentationModel": ("a semantic segmentation model", "its head is not traced"),
     "DepthModel": ("a depth estimation model", "its head is not traced"),
@@ -135,6 +139,11 @@ def refuse(model_class: str, what: str):
 
 def article(word: str) -> str:
     return "an" if word[:1].upper() in "AEIOU" or word.startswith("RT") else "a"  # an RT-DETR
+
+
+def task_of(model: nn.Module) -> str:
+    """detect, segment, pose or obb: what a loaded model is trained and validated for."""
+    return MODEL_TASKS[type(model)]
 
 
 def is_state_dict(value) -> bool:
@@ -160,8 +169,11 @@ def load_checkpoint(path) -> dict:
 
 
 def _check_task(model: nn.Module, what: str) -> nn.Module:
-    if type(model) is not DetectionModel:
+    if type(model) not in SUPPORTED:
         refuse(type(model).__name__, what)
+    head = type(model.model[-1]).__name__
+    if head in HEAD_MODELS:  # a supported model class with a head yoloslim does not trace (YOLO26's task heads)
+        refuse(HEAD_MODELS[head], what)
     if any(isinstance(m, Conv) and not hasattr(m, "bn") for m in model.modules()):
         raise YoloslimError(
             f"{what} is fused (its BatchNorms were folded into convs); use the unfused checkpoint that training saved"
@@ -200,7 +212,7 @@ def save_checkpoint(model: nn.Module, path, **extra) -> Path:
         "ema": None,
         "updates": None,
         "optimizer": None,
-        "train_args": dict(args),
+        "train_args": {**args, "task": MODEL_TASKS.get(type(model), args.get("task", "detect"))},  # YOLO() reads it
         "yoloslim": {"version": __version__, **extra},  # plain data only: loads without yoloslim
     }
     buffer = io.BytesIO()

@@ -23,6 +23,8 @@ from .io import new_folder
 from .log import LOGGER
 
 NAMES = {0: "bud", 1: "leaf"}
+TASKS = ("detect", "segment", "pose", "obb")
+KPT_SHAPE = (3, 3)  # base, middle and tip of a blade; x, y, visible
 JPEG_QUALITY = 90
 # The suffixes Ultralytics accepts as images (ultralytics.data.utils.IMG_FORMATS).
 IMAGE_SUFFIXES = {"avif", "bmp", "dng", "heic", "heif", "jp2", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp"}
@@ -50,17 +52,26 @@ def synth(
     imgsz: int = 224,
     seed: int = 0,
     overwrite: bool = False,
+    task: str = "detect",
 ) -> Path:
-    """Write the synthetic tea-sprout dataset to `out` and return the path of its data.yaml."""
+    """Write the synthetic tea-sprout dataset to `out` and return the path of its data.yaml.
+
+    task: which labels: detect (boxes), segment (the polygon of each shape's visible part), pose (its box and
+    three keypoints: base, middle, tip of the blade; kpt_shape [3, 3]) or obb (the rotated box of its visible
+    part). The images are the same for every task."""
+    if task not in TASKS:
+        raise YoloslimError(f"task={task!r} is not one of {', '.join(TASKS)}")
     start = time.time()
     out = Path(out).expanduser().absolute()
     with new_folder(out, overwrite) as partial:
         counts = {"objects": 0, "empty": 0, 0: 0, 1: 0}
-        write_split(partial, "train", 0, train, imgsz, seed, counts)
-        write_split(partial, "val", 1, val, imgsz, seed, counts)
+        write_split(partial, "train", 0, train, imgsz, seed, counts, task)
+        write_split(partial, "val", 1, val, imgsz, seed, counts, task)
         spec = {"path": str(out), "train": "images/train", "val": "images/val", "names": dict(NAMES)}
+        if task == "pose":
+            spec.update(kpt_shape=list(KPT_SHAPE), flip_idx=list(range(KPT_SHAPE[0])))  # base, middle, tip: no swap
         header = f"# Synthetic tea-sprout dataset: yoloslim data synth train={train} val={val} imgsz={imgsz} "
-        header += f"seed={seed}\n"
+        header += f"seed={seed} task={task}\n"
         (partial / "data.yaml").write_text(header + yaml.safe_dump(spec, sort_keys=False))
 
     LOGGER.info(
@@ -70,20 +81,20 @@ def synth(
     return out / "data.yaml"
 
 
-def write_split(folder, split, split_id, count, imgsz, seed, counts) -> None:
+def write_split(folder, split, split_id, count, imgsz, seed, counts, task="detect") -> None:
     """Draw `count` images with their label files into folder/images/split and folder/labels/split."""
     (folder / "images" / split).mkdir(parents=True)
     (folder / "labels" / split).mkdir(parents=True)
     for index in range(count):
         # One generator per image: an image does not change when the counts change.
         rng = np.random.default_rng([seed, split_id, index])
-        image, labels = draw_image(rng, imgsz)
+        image, labels = draw_image(rng, imgsz, task)
         stem = f"tea_{index:05d}"
         ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         if not ok:
             raise YoloslimError(f"OpenCV could not encode {split}/{stem}.jpg; check the opencv-python install")
         (folder / "images" / split / f"{stem}.jpg").write_bytes(jpeg.tobytes())
-        rows = "".join(f"{cls} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n" for cls, cx, cy, w, h in labels)
+        rows = "".join(" ".join([str(row[0]), *(f"{v:.6f}" for v in row[1:])]) + "\n" for row in labels)
         (folder / "labels" / split / f"{stem}.txt").write_text(rows)
         counts["objects"] += len(labels)
         counts["empty"] += not labels
@@ -149,7 +160,7 @@ def place(points, angle, centre) -> np.ndarray:
 
 
 def draw_blade(image, owner, owner_id, rng, size, kind):
-    """Draw a bud, leaf or dry leaf (the distractor twin of a leaf); return its polygon."""
+    """Draw a bud, leaf or dry leaf (the distractor twin of a leaf); return its outline and midline (pixels)."""
     if kind == "bud":  # narrow, pointed, light yellow-green
         length = size * rng.uniform(*BUD_LENGTH)
         outline, half, midline = blade(
@@ -179,7 +190,7 @@ def draw_blade(image, owner, owner_id, rng, size, kind):
     if rib:
         cv2.polylines(image, [midline[:-2]], False, shade(colour, 1.3), max(1, round(size / 256)), cv2.LINE_AA)
     cv2.fillPoly(owner, [outline], owner_id)
-    return outline
+    return outline, midline
 
 
 def draw_distractor(image, owner, rng, size, kind):
@@ -234,8 +245,9 @@ def adjust_lighting(image, rng) -> np.ndarray:
     return np.clip(result, 0, 255).astype(np.uint8)
 
 
-def draw_image(rng, size):
-    """One image and its labels [(cls, cx, cy, w, h), ...] normalised to 0..1."""
+def draw_image(rng, size, task="detect"):
+    """One image and its labels, normalised to 0..1: [(cls, cx, cy, w, h), ...] for detect, the other tasks'
+    rows as task_label writes them."""
     image = draw_background(rng, size)
     # owner[y, x] is the id of the shape drawn last at that pixel (0 background, 255 clutter): it gives
     # each object's visible part after occlusion and border cuts.
@@ -244,28 +256,53 @@ def draw_image(rng, size):
     items = [("bud" if rng.random() < 0.5 else "leaf") for _ in range(count)]
     clutter = ["twig", "stone", "berry", "dry leaf"]  # never labelled
     items += [str(rng.choice(clutter)) for _ in range(rng.integers(0, MAX_DISTRACTORS + 1))]
-    objects = []  # (class id, full polygon area)
+    objects = []  # (class id, full polygon area, midline)
     for position in rng.permutation(len(items)):  # random depth order: anything may cover anything
         kind = items[position]
         if kind in ("bud", "leaf", "dry leaf"):
             owner_id = len(objects) + 1 if kind != "dry leaf" else 255
-            outline = draw_blade(image, owner, owner_id, rng, size, kind)
+            outline, midline = draw_blade(image, owner, owner_id, rng, size, kind)
             if kind != "dry leaf":
-                objects.append((0 if kind == "bud" else 1, cv2.contourArea(outline.astype(np.float32))))
+                objects.append((0 if kind == "bud" else 1, cv2.contourArea(outline.astype(np.float32)), midline))
         else:
             draw_distractor(image, owner, rng, size, kind)
 
     labels = []
     min_side = max(2, MIN_BOX_SIDE * size)
-    for owner_id, (cls, area) in enumerate(objects, 1):
+    for owner_id, (cls, area, midline) in enumerate(objects, 1):
         ys, xs = np.nonzero(owner == owner_id)
         if len(xs) < MIN_VISIBLE * area or len(xs) == 0:
             continue  # mostly hidden or outside the image: not a fair target
         x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
         if x1 - x0 < min_side or y1 - y0 < min_side:
             continue
-        labels.append((cls, (x0 + x1) / 2 / size, (y0 + y1) / 2 / size, (x1 - x0) / size, (y1 - y0) / size))
+        box = ((x0 + x1) / 2 / size, (y0 + y1) / 2 / size, (x1 - x0) / size, (y1 - y0) / size)
+        extra = task_label(task, owner == owner_id, midline, size) if task != "detect" else ()
+        labels.append((cls, *box) if task in ("detect", "pose") else (cls,))
+        labels[-1] += tuple(extra)
     return adjust_lighting(image, rng), labels
+
+
+def task_label(task: str, visible: np.ndarray, midline: np.ndarray, size: int) -> list[float]:
+    """What a label row holds after its class, beyond detection's box (normalised to 0..1): segment, the polygon
+    of the visible part (its largest piece); obb, the four corners of its smallest rotated rectangle; pose, after
+    the box, (x, y, visible) of the blade's base, middle and tip (0 0 0 when hidden or outside)."""
+    if task == "pose":
+        row = []
+        for x, y in (midline[0], midline[len(midline) // 2], midline[-1]):
+            inside = 0 <= x < size and 0 <= y < size and visible[int(y), int(x)]
+            row += [x / size, y / size, 2.0] if inside else [0.0, 0.0, 0.0]
+        return row
+    contours, _ = cv2.findContours(visible.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if task == "obb":
+        corners = cv2.boxPoints(cv2.minAreaRect(np.concatenate(contours)))
+        return (np.clip(corners, 0, size) / size).flatten().tolist()
+    polygon = max(contours, key=cv2.contourArea)
+    polygon = cv2.approxPolyDP(polygon, max(0.5, 0.004 * size), True).reshape(-1, 2)
+    if len(polygon) < 3:  # a sliver: its bounding rectangle
+        x, y, w, h = cv2.boundingRect(polygon.reshape(-1, 1, 2))
+        polygon = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]])
+    return (polygon.astype(np.float64) / size).flatten().tolist()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -273,9 +310,12 @@ def draw_image(rng, size):
 
 
 @verb("data check")
-def check(data: str | Path | None = None) -> dict:
-    """Validate a YOLO data.yaml and its images and labels; return counts per split, raise YoloslimError."""
-    yaml_path, names, splits = read_dataset(data)
+def check(data: str | Path | None = None, task: str | None = None) -> dict:
+    """Validate a YOLO data.yaml and its images and labels; return counts per split, raise YoloslimError.
+
+    task (detect, segment, pose, obb): also check that the labels are that task's (polygons, keypoints as the
+    yaml's kpt_shape says, rotated boxes); None: boxes or polygons, as detection reads them."""
+    yaml_path, names, splits = read_dataset(data, task)
     counts = {split: found for split, (found, _) in splits.items()}
     counts["names"] = names
 
@@ -289,7 +329,7 @@ def check(data: str | Path | None = None) -> dict:
     return counts
 
 
-def read_dataset(data) -> tuple[Path, dict[int, str], dict]:
+def read_dataset(data, task: str | None = None) -> tuple[Path, dict[int, str], dict]:
     """(data.yaml path, names, {split: (counts, [(image, label rows), ...])}) of the usable images, with a
     warning for each kind of dropped one; YoloslimError when the dataset cannot be used at all."""
     if not data:
@@ -324,11 +364,21 @@ def read_dataset(data) -> tuple[Path, dict[int, str], dict]:
         )
     names = parse_names(spec.get("names"), spec.get("nc"), yaml_path)
     root = dataset_root(spec, yaml_path)
+    kpt_shape = spec.get("kpt_shape")
+    if task == "pose" and not (
+        isinstance(kpt_shape, list) and len(kpt_shape) == 2 and kpt_shape[0] >= 1 and kpt_shape[1] in (2, 3)
+    ):
+        raise YoloslimError(
+            f"{yaml_path} lacks kpt_shape: [keypoints, 2 or 3] (got {kpt_shape!r}); a pose dataset needs it, "
+            "e.g. kpt_shape: [17, 3] for x, y, visible"
+        )
+    if task not in (None, *TASKS):
+        raise YoloslimError(f"task={task!r} is not one of {', '.join(TASKS)}")
 
     splits = {}
     for split in ("train", "val"):
         images = list_images(spec[split], root, split, yaml_path)
-        splits[split] = check_split(images, names, split, yaml_path, root)
+        splits[split] = check_split(images, names, split, yaml_path, root, task, kpt_shape)
     return yaml_path, names, splits
 
 
@@ -466,18 +516,29 @@ def image_problem(path: Path) -> str | None:
     return None
 
 
-def label_problem(fields: list[str], names) -> tuple[str, str] | None:
+def label_problem(fields: list[str], names, task: str | None = None, kpt_shape=None) -> tuple[str, str] | None:
     """(kind, detail) for a label row Ultralytics would reject, or None. Rows are `class cx cy w h`, or
-    `class x1 y1 x2 y2 ...` polygons, which Ultralytics turns into their boxes."""
+    `class x1 y1 x2 y2 ...` polygons, which Ultralytics turns into their boxes; for task=segment polygons, for
+    obb four corners, for pose the box and kpt_shape's keypoints."""
     try:
         values = [float(x) for x in fields]
     except ValueError:
         return "malformed", "not numbers"
-    if len(values) != 5 and not (len(values) > 6 and len(values) % 2 == 1):
+    if task == "pose":
+        want = 5 + kpt_shape[0] * kpt_shape[1]
+        if len(values) != want:
+            return "task", f"{len(values)} numbers, not {want} (class, box, {kpt_shape[0]} x {kpt_shape[1]})"
+    elif len(values) != 5 and not (len(values) > 6 and len(values) % 2 == 1):
         return "malformed", f"{len(values)} numbers"
+    elif task == "segment" and len(values) == 5:
+        return "task", "a box, not a polygon"
+    elif task == "obb" and len(values) != 9:
+        return "task", f"{len(values)} numbers, not 9 (class and four corners)"
     if not values[0].is_integer():
         return "malformed", "class id is not a whole number"
     coords = values[1:]
+    if task == "pose" and kpt_shape[1] == 3:  # visibility flags (0, 1, 2) are not coordinates
+        coords = [v for i, v in enumerate(coords) if i < 4 or (i - 4) % 3 != 2]
     if not all(-0.01 <= v <= 1.01 for v in coords):  # Ultralytics' 1% tolerance; also catches nan and inf
         return "range", "coordinates outside 0..1"
     if int(values[0]) not in names:
@@ -485,7 +546,7 @@ def label_problem(fields: list[str], names) -> tuple[str, str] | None:
     return None
 
 
-def check_split(images, names, split, yaml_path, root) -> tuple[dict, list]:
+def check_split(images, names, split, yaml_path, root, task=None, kpt_shape=None) -> tuple[dict, list]:
     """Count a split's images and objects, and list the usable ones with their label rows. An image Ultralytics
     would drop (it cannot be read, or a label row is malformed, out of range or of an unknown class) is named
     in a warning and dropped, as Ultralytics does.
@@ -496,6 +557,7 @@ def check_split(images, names, split, yaml_path, root) -> tuple[dict, list]:
         "range": "images with label coordinates outside 0..1 (normalise by the image width and height)",
         "class": f"images with unknown class ids (names: has ids 0..{len(names) - 1})",
         "mixed": "images whose labels mix boxes and polygons",
+        "task": f"images whose label rows are not {task} labels (see yoloslim data synth task={task})",
     }
     dropped = {kind: [] for kind in hints}
     objects = backgrounds = zero_size = 0
@@ -515,9 +577,9 @@ def check_split(images, names, split, yaml_path, root) -> tuple[dict, list]:
         label = label_path(image)
         rows = label.read_text(encoding="utf-8-sig", errors="replace").splitlines() if label.is_file() else []
         rows = [(number, row.split()) for number, row in enumerate(rows, 1) if row.strip()]
-        found = ((number, label_problem(fields, names)) for number, fields in rows)
+        found = ((number, label_problem(fields, names, task, kpt_shape)) for number, fields in rows)
         bad = next(((number, problem) for number, problem in found if problem), None)
-        if bad is None and len({len(f) == 5 for _, f in rows}) > 1:
+        if bad is None and task != "pose" and len({len(f) == 5 for _, f in rows}) > 1:
             bad = (rows[0][0], ("mixed", "boxes and polygons"))
         if bad:
             number, (kind, detail) = bad
@@ -526,7 +588,7 @@ def check_split(images, names, split, yaml_path, root) -> tuple[dict, list]:
         usable.append((image, [fields for _, fields in rows]))
         backgrounds += not rows
         objects += len(rows)
-        zero_size += sum(len(f) == 5 and (float(f[3]) <= 0 or float(f[4]) <= 0) for _, f in rows)
+        zero_size += sum((len(f) == 5 or task == "pose") and (float(f[3]) <= 0 or float(f[4]) <= 0) for _, f in rows)
 
     total = sum(len(v) for v in dropped.values())
     for kind, items in dropped.items():
@@ -537,7 +599,7 @@ def check_split(images, names, split, yaml_path, root) -> tuple[dict, list]:
             )
     if zero_size:
         warn(f"{yaml_path} {split}: {zero_size} label boxes of zero width or height (they teach nothing)")
-    if not usable:
+    if not usable or (not objects and total):  # background images alone teach nothing
         first = next(kind for kind, items in dropped.items() if items)
         raise YoloslimError(
             f"{yaml_path} {split}: none of its {len(images)} images is usable ({total} dropped, e.g. "

@@ -31,7 +31,7 @@ import torch
 
 from . import YoloslimError
 from .args import as_list, verb
-from .checkpoint import check_stride, load_model
+from .checkpoint import check_stride, load_model, task_of
 from .data import check, synth
 from .io import atomic_write, atomic_write_text, owned
 from .levels import accuracy
@@ -120,14 +120,16 @@ def pipeline(
     levels = [float(x) for x in as_list(levels)]
     if pretrain_epochs == 0 and not str(model).endswith(".pt"):
         raise YoloslimError(f"pretrain_epochs=0 needs a trained model= (.pt); {model} would start untrained")
-    check_stride(load_model(model), imgsz)
-    if data is None:
-        data = Path("datasets/tea-synth/data.yaml")
+    start_model = load_model(model)
+    check_stride(start_model, imgsz)
+    task = task_of(start_model)
+    if data is None:  # the generated data, with this task's labels
+        data = Path("datasets/tea-synth" + ("" if task == "detect" else f"-{task}")) / "data.yaml"
         if not data.exists():
-            banner("generate the synthetic tea-sprout dataset")
+            banner(f"generate the synthetic tea-sprout dataset ({task} labels)")
 
-            data = synth(data.parent)
-    check(data)
+            data = synth(data.parent, task=task)
+    check(data, task=task)
     run = Path(project) / name
     with owned(run):
         common = {
@@ -225,7 +227,7 @@ def pipeline(
         banner("report")
         from .report import pipeline_report  # deferred: report loads matplotlib, only needed when a plot is drawn
 
-        table = pipeline_report(rows, run)
+        table = pipeline_report(rows, run, task)
         LOGGER.info(table.to_markdown(index=False, floatfmt=".4g"))
         LOGGER.info(
             f"\nrun folder: {run.resolve()}\n  report: {run / 'report.md'}, {run / 'report.csv'}, {run / 'report.png'}"

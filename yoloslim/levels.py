@@ -40,7 +40,9 @@ def latency_ms(model: nn.Module, imgsz: int, runs: int = 30, threads: int = 1) -
 
 
 def accuracy(model: nn.Module | str | Path, data, imgsz: int, batch: int = 16) -> dict:
-    """mAP50 and mAP50-95 of a module or a .pt on data's val split at imgsz (Ultralytics' validator)."""
+    """mAP50 and mAP50-95 of a module or a .pt on data's val split at imgsz (Ultralytics' validator): the task's own
+    (mask for segment, pose for pose, the rotated boxes' for obb), with the boxes' as box mAP50(-95) for segment
+    and pose."""
 
     level = ULTRALYTICS.level
     with tempfile.TemporaryDirectory(prefix="yoloslim-val-") as tmp:
@@ -59,7 +61,15 @@ def accuracy(model: nn.Module | str | Path, data, imgsz: int, batch: int = 16) -
             )
         finally:
             ULTRALYTICS.setLevel(level)
-    return {"mAP50": float(m.box.map50), "mAP50-95": float(m.box.map)}
+    own = getattr(m, "seg", None) or getattr(m, "pose", None)
+    if own is None:
+        return {"mAP50": float(m.box.map50), "mAP50-95": float(m.box.map)}
+    return {
+        "mAP50": float(own.map50),
+        "mAP50-95": float(own.map),
+        "box mAP50": float(m.box.map50),
+        "box mAP50-95": float(m.box.map),
+    }
 
 
 def highest_valid(model: nn.Module, **plan_args) -> float:

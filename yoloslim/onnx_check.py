@@ -1,9 +1,11 @@
 """Is an exported ONNX graph the model? onnxruntime against PyTorch, on Ultralytics' bus.jpg and seeded noise.
 
 The check runs the ONNX file in onnxruntime and the same checkpoint in PyTorch (eval, fp32, unfused, Detect in
-export mode, i.e. the decoded (1, 4 + nc, anchors) tensor the graph outputs) on bus.jpg, letterboxed like predict
-does, and on a seeded random input (for dynamic=True also at a second, non-square size). fp32 must agree to 1e-3:
-scores as they are, box coordinates in units of their anchor's stride (check_onnx says why not raw pixels).
+export mode, i.e. the decoded (1, 4 + nc + extra, anchors) tensor the graph outputs, with a segmentation model's
+mask prototypes beside it) on bus.jpg, letterboxed like predict does, and on a seeded random input (for
+dynamic=True also at a second, non-square size). fp32 must agree to 1e-3 on every output: box coordinates in
+units of their anchor's stride (check_onnx says why not raw pixels), everything else (scores, mask coefficients
+and prototypes, keypoints, angles) as it is.
 """
 
 from __future__ import annotations
@@ -59,31 +61,29 @@ def check_onnx(
         inputs[f"random {h}x{w}"] = torch.rand(1, 3, h, w, generator=gen)
     box_tol, score_tol = (imgsz / 512, 1e-2) if half else (tol, tol)
     diffs, scaled = {}, {}
+    pose = next((m for m in heads if hasattr(m, "kpt_shape")), None)
+    keypoints = (4 + pose.nc, tuple(pose.kpt_shape)) if pose is not None else None  # rows of the first output
     for what, x in inputs.items():
-        with torch.no_grad():
-            want = model(x)
-        want = (want[0] if isinstance(want, (list, tuple)) else want).numpy()
-        got = session.run(None, {name: x.numpy()})[0]
-        if got.shape != want.shape:
-            raise YoloslimError(
-                f"{label}: onnxruntime output shape {tuple(got.shape)} differs from PyTorch "
-                f"{tuple(want.shape)} on {what}; the ONNX graph does not compute what the model does"
-            )
+        wants = outputs_of(model, x)
         strides = heads[-1].strides.numpy() if heads and getattr(heads[-1], "strides", None) is not None else None
-        diffs[what] = float(np.abs(got.astype(np.float64) - want).max())
-        box, score = _errors(got, want, None if half else strides)
+        gots = session.run(None, {name: x.numpy()})
+        if len(gots) != len(wants) or any(g.shape != w.shape for g, w in zip(gots, wants)):
+            raise YoloslimError(
+                f"{label}: onnxruntime outputs {[tuple(g.shape) for g in gots]} differ from PyTorch's "
+                f"{[tuple(w.shape) for w in wants]} on {what}; the ONNX graph does not compute what the model does"
+            )
+        diffs[what] = max(float(np.abs(g.astype(np.float64) - w).max()) for g, w in zip(gots, wants))
+        box, score = all_errors(gots, wants, None if half else strides, keypoints)
         scaled[what] = max(box, score)
         if not (box <= box_tol and score <= score_tol):  # also catches NaN
             unit = "px" if half else "strides"
             message = (
-                f"{label}: onnxruntime differs from PyTorch on {what}: boxes by {box:.3g} {unit}, scores by "
-                f"{score:.3g} (tolerance {box_tol:g} {unit}, {score_tol:g})"
+                f"{label}: onnxruntime differs from PyTorch on {what}: boxes by {box:.3g} {unit}, scores and the "
+                f"other outputs by {score:.3g} (tolerance {box_tol:g} {unit}, {score_tol:g})"
             )
             if not half:
-                with torch.no_grad():
-                    exact = copy.deepcopy(model).double()(x.double())
-                exact = (exact[0] if isinstance(exact, (list, tuple)) else exact).numpy()
-                fp32 = max(_errors(want, exact, strides))
+                exact = outputs_of(copy.deepcopy(model).double(), x.double())
+                fp32 = max(all_errors(wants, exact, strides, keypoints))
                 if fp32 > tol / 2:
                     message += (
                         f"; PyTorch fp32 itself is {fp32:.3g} from float64 here, so the model is numerically "
@@ -112,11 +112,34 @@ def check_onnx(
     return {"max_diff": diffs, "checked": scaled, "tolerance": tolerance, "opset": opset}
 
 
-def _errors(got: np.ndarray, want: np.ndarray, strides: np.ndarray | None) -> tuple[float, float]:
-    """Max |difference| of the boxes (in units of their anchor's stride when given) and of the scores."""
+@torch.no_grad()
+def outputs_of(model: torch.nn.Module, x: torch.Tensor) -> list[np.ndarray]:
+    """What the exported graph outputs, from PyTorch: the decoded (1, 4 + nc + extra, anchors) tensor, and for a
+    segmentation model its mask prototypes too."""
+    out = model(x)
+    return [t.numpy() for t in (out if isinstance(out, (list, tuple)) else [out])]
+
+
+def all_errors(gots, wants, strides, keypoints=None) -> tuple[float, float]:
+    """(boxes, everything else) over every output: the first output's box rows (and keypoints) in strides
+    (_errors), the rest of it (scores, mask coefficients, angles) and the other outputs (mask prototypes) as they
+    are."""
+    box, score = _errors(gots[0], wants[0], strides, keypoints)
+    rest = [float(np.abs(g.astype(np.float64) - w.astype(np.float64)).max()) for g, w in zip(gots[1:], wants[1:])]
+    return box, max([score, *rest])
+
+
+def _errors(got: np.ndarray, want: np.ndarray, strides: np.ndarray | None, keypoints=None) -> tuple[float, float]:
+    """Max |difference| of the boxes (in units of their anchor's stride when given) and of the rest (scores, ...),
+    where keypoints=(first row, kpt_shape) says which rows are keypoint coordinates in pixels, in strides too."""
     err = np.abs(got.astype(np.float64) - want.astype(np.float64))
-    box = err[:, :4] / strides if strides is not None and strides.shape[-1] == err.shape[-1] else err[:, :4]
-    return float(box.max()), float(err[:, 4:].max()) if err.shape[1] > 4 else 0.0
+    if strides is not None and strides.shape[-1] == err.shape[-1]:
+        err[:, :4] /= strides
+        if keypoints:
+            first, (count, ndim) = keypoints
+            for k in range(count):
+                err[:, first + k * ndim : first + k * ndim + 2] /= strides
+    return float(err[:, :4].max()), float(err[:, 4:].max()) if err.shape[1] > 4 else 0.0
 
 
 def bus_image(imgsz: int) -> torch.Tensor:

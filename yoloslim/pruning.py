@@ -14,7 +14,7 @@ from ultralytics import YOLO
 
 from . import YoloslimError
 from .args import verb
-from .checkpoint import check_stride, load_model, save_checkpoint
+from .checkpoint import check_stride, load_model, save_checkpoint, task_of
 from .data import check
 from .io import atomic_write_text, owned
 from .levels import find_level
@@ -99,7 +99,7 @@ def prune(
     if "max_drop" in budgets and not data:
         raise YoloslimError("max_drop= needs data= (a data.yaml to validate on)")
     if data:
-        check(data)
+        check(data, task=task_of(model))
     plan_args = {"min_keep": min_keep, "round_to": round_to, "max_group_ratio": max_group_ratio}
     found = None
     if budgets:

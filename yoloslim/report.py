@@ -67,19 +67,22 @@ def plot_gamma_history(csv_path, path) -> Path:
     return save_figure(fig, path)
 
 
-def pipeline_report(rows: list[dict], run: Path):
-    """report.csv / report.md (one row per model file) and report.png (mAP vs GFLOPs; before vs after finetune)."""
+METRIC_OF_TASK = {"detect": "box", "segment": "mask", "pose": "pose", "obb": "rotated-box"}
+
+
+def pipeline_report(rows: list[dict], run: Path, task: str = "detect"):
+    """report.csv / report.md (one row per model file) and report.png (mAP vs GFLOPs; before vs after finetune).
+    mAP50(-95) is the task's metric (mask mAP for segment ...); box mAP50(-95) the boxes', where they differ."""
 
     table = pd.DataFrame(rows)
-    cols = [
-        c
-        for c in ("stage", "level", "params", "gflops", "mAP50", "mAP50-95", "latency_ms", "pt_mb", "onnx_mb")
-        if c in table.columns
-    ]
+    names = ("stage", "level", "params", "gflops", "mAP50", "mAP50-95", "box mAP50-95", "latency_ms", "pt_mb")
+    cols = [c for c in (*names, "onnx_mb") if c in table.columns]
     table = table[cols + [c for c in table.columns if c not in cols]]
     atomic_write_text(Path(run) / "report.csv", table.to_csv(index=False))
     shown = table[cols]
-    atomic_write_text(Path(run) / "report.md", shown.to_markdown(index=False, floatfmt=".4g") + "\n")
+    metric = METRIC_OF_TASK.get(task, task)
+    note = f"mAP50 and mAP50-95 are {metric} mAP ({task} model).\n\n" if task != "detect" else ""
+    atomic_write_text(Path(run) / "report.md", note + shown.to_markdown(index=False, floatfmt=".4g") + "\n")
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
     for stage_name, marker in (
@@ -100,7 +103,7 @@ def pipeline_report(rows: list[dict], run: Path):
                 markersize=9,
             )
     a.set_xlabel("GFLOPs at 640")
-    a.set_ylabel("mAP50-95")
+    a.set_ylabel(f"{metric} mAP50-95")
     a.set_title("Accuracy vs compute")
     a.legend()
     pruned = table[table.stage == "pruned"].set_index("level")
@@ -112,6 +115,7 @@ def pipeline_report(rows: list[dict], run: Path):
         [pruned.loc[lv, "mAP50-95"] for lv in levels],
         [tuned.loc[lv, "mAP50-95"] for lv in levels],
     )
+    b.set_ylabel(f"{metric} mAP50-95")
     save_figure(fig, Path(run) / "report.png")
     return shown
 

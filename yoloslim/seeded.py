@@ -1,5 +1,5 @@
-"""A stock DetectionModel with distinct, seeded BN gammas and betas, and the masked-channel equivalence check,
-for tests and benchmarks.
+"""A stock model (detect, segment, pose, obb) with distinct, seeded BN gammas and betas, and the masked-channel
+equivalence check, for tests and benchmarks.
 
 Random init ties every gamma at 1, so pruning would have no ranking; made-up BN statistics make the
 activations blow up or die out with depth, so the outputs would hardly depend on the input. Here gammas
@@ -9,7 +9,8 @@ are uniform in [0.1, 1), betas normal(0, 0.5), and the running statistics are me
 from __future__ import annotations
 
 import torch
-from ultralytics.nn.tasks import DetectionModel
+
+from .checkpoint import model_from_yaml
 
 
 @torch.no_grad()
@@ -18,7 +19,7 @@ def seeded_model(cfg: str, seed: int = 0, nc: int | None = None, calibration: li
     images); the model is returned in eval mode."""
 
     torch.manual_seed(seed)
-    model = DetectionModel(cfg, nc=nc, verbose=False)
+    model = model_from_yaml(cfg, nc=nc)
     gen = torch.Generator().manual_seed(seed)
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
@@ -82,11 +83,13 @@ def prune_masked(model, graph) -> dict:
 
 @torch.no_grad()
 def raw_outputs(model, x):
-    """Detect's raw box-distribution and class logits, before decoding (of both heads of an end2end model)."""
+    """Every raw output of the head before decoding, flattened side by side: box distributions and class logits,
+    and the task's own (mask coefficients and prototypes, keypoints, angles), of both heads of an end2end model."""
     model.eval()
     _, preds = model(x)
     heads = [preds["one2many"], preds["one2one"]] if "one2one" in preds else [preds]
-    return torch.cat([torch.cat([h["boxes"], h["scores"]], 1) for h in heads], 1)
+    parts = [v for h in heads for k, v in sorted(h.items()) if k != "feats" and torch.is_tensor(v)]
+    return torch.cat([v.flatten(1) for v in parts], 1)
 
 
 def masked_equivalence_error(cfg: str, seed: int = 1, imgsz: int = 128) -> float:

@@ -45,7 +45,7 @@ def summarize(model: str, report) -> list[dict]:
             "params": int(final["params"]),
             "gflops": float(final["gflops"]),
         }
-        for m in MEASURES:
+        for m in MEASURES + tuple(c for c in ("box mAP50-95",) if c in report.columns):  # the task's, then boxes'
             row[f"{m} sparse"] = float(sparse[m])
             row[f"{m} pruned"] = float(pruned[m]) if pruned is not None else float("nan")
             row[f"{m} final"] = float(final[m])

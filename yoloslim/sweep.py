@@ -10,7 +10,7 @@ import pandas as pd
 
 from . import YoloslimError
 from .args import as_list, verb
-from .checkpoint import check_stride, load_model
+from .checkpoint import check_stride, load_model, task_of
 from .data import check
 from .io import atomic_write_text, owned
 from .latency import interleaved_latency
@@ -48,8 +48,8 @@ def sweep(
 
     if not data:
         raise YoloslimError("sweep needs data= (a data.yaml whose val split measures each level)")
-    check(data)
     source = load_model(model)
+    check(data, task=task_of(source))
     check_stride(source, imgsz)
     levels = sorted(float(x) for x in as_list(levels))
     out = Path(project) / name

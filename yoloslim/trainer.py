@@ -19,12 +19,15 @@ import numpy as np
 import torch
 from ultralytics.engine.model import Model
 from ultralytics.models.yolo.detect import DetectionTrainer
+from ultralytics.models.yolo.obb import OBBTrainer
+from ultralytics.models.yolo.pose import PoseTrainer
+from ultralytics.models.yolo.segment import SegmentationTrainer
 from ultralytics.utils import DEFAULT_CFG, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
 from . import YoloslimError
 from .args import RULES, verb
-from .checkpoint import load_checkpoint, load_model
+from .checkpoint import load_checkpoint, load_model, task_of
 from .data import check
 from .io import atomic_write, writable_dir
 from .log import LOGGER
@@ -67,13 +70,24 @@ def timed(method):
     return wrapper
 
 
-class SlimTrainer(DetectionTrainer):
-    """A DetectionTrainer that trains the model in a .pt checkpoint as it is, at its own (slim) width.
+class SlimMixin:
+    """Trains the model in a .pt checkpoint as it is, at its own (slim) width, in any task's stock trainer.
 
     The stock trainer rebuilds a .pt's model from its yaml at full width and copies what fits, which
     silently undoes a prune. Here the checkpoint's module itself is trained; on a dataset with other
     classes only the head's class outputs are rebuilt (see fit_classes). DDP workers and resume=True
     load it from the .pt path in args, so they get the slim module too. A model .yaml trains as stock."""
+
+    task, kind = "detect", "slim"
+
+    def __init__(self, cfg=DEFAULT_CFG, overrides=None, _callbacks=None):
+        super().__init__(cfg, overrides, _callbacks)
+        if self.args.task != self.task:  # the wrong task's trainer would train the wrong loss, silently
+            right = TRAINERS.get(self.args.task, {}).get(self.kind)
+            raise YoloslimError(
+                f"{type(self).__name__} trains {self.task} models; this is a {self.args.task} model: "
+                + (f"use yoloslim.{right.__name__}" if right else "yoloslim does not train that task")
+            )
 
     def setup_model(self):
         if isinstance(self.model, torch.nn.Module) or not str(self.model).lower().endswith(".pt"):
@@ -88,6 +102,12 @@ class SlimTrainer(DetectionTrainer):
         if not isinstance(weights, torch.nn.Module):
             return super().get_model(cfg, weights, verbose)
         fit_classes(weights, self.data["names"])
+        head = weights.model[-1]
+        if hasattr(head, "kpt_shape") and list(head.kpt_shape) != list(self.data.get("kpt_shape") or head.kpt_shape):
+            raise YoloslimError(
+                f"the model's keypoints are kpt_shape {list(head.kpt_shape)}, the data's {self.data['kpt_shape']}; "
+                "a pruned pose model keeps its keypoint layout: train it on data with the same kpt_shape"
+            )
         return weights
 
 
@@ -122,10 +142,33 @@ def fit_classes(model: torch.nn.Module, names: dict) -> None:
         model.yaml["nc"] = nc
 
 
-class SparseTrainer(SlimTrainer):
-    """SlimTrainer + a penalty on prunable BN gammas (its gradient joins the loss's), sparsity in results.csv.
+class SlimTrainer(SlimMixin, DetectionTrainer):
+    """A DetectionTrainer that trains a .pt's model at its own (slim) width (SlimMixin)."""
+
+
+class SlimSegmentationTrainer(SlimMixin, SegmentationTrainer):
+    """A SegmentationTrainer that trains a .pt's model at its own (slim) width (SlimMixin)."""
+
+    task = "segment"
+
+
+class SlimPoseTrainer(SlimMixin, PoseTrainer):
+    """A PoseTrainer that trains a .pt's model at its own (slim) width (SlimMixin)."""
+
+    task = "pose"
+
+
+class SlimOBBTrainer(SlimMixin, OBBTrainer):
+    """An OBBTrainer that trains a .pt's model at its own (slim) width (SlimMixin)."""
+
+    task = "obb"
+
+
+class SparseMixin(SlimMixin):
+    """SlimMixin + a penalty on prunable BN gammas (its gradient joins the loss's), sparsity in results.csv.
     A pruned checkpoint is sparse-trained at its slim width (iterative slimming)."""
 
+    kind = "sparse"
     settings: dict = {}  # set by SparseTrainer.using(); overrides (the CLI's, DDP workers') win over them
 
     @classmethod
@@ -297,7 +340,37 @@ class SparseTrainer(SlimTrainer):
             plot_gamma_history(Path(self.save_dir) / "gammas.csv", Path(self.save_dir) / "gammas.png")
 
 
-def _run(trainer_cls, model, data, **kwargs) -> Path:
+class SparseTrainer(SparseMixin, DetectionTrainer):
+    """A DetectionTrainer with sparse training (SparseMixin)."""
+
+
+class SparseSegmentationTrainer(SparseMixin, SegmentationTrainer):
+    """A SegmentationTrainer with sparse training (SparseMixin)."""
+
+    task = "segment"
+
+
+class SparsePoseTrainer(SparseMixin, PoseTrainer):
+    """A PoseTrainer with sparse training (SparseMixin)."""
+
+    task = "pose"
+
+
+class SparseOBBTrainer(SparseMixin, OBBTrainer):
+    """An OBBTrainer with sparse training (SparseMixin)."""
+
+    task = "obb"
+
+
+TRAINERS = {
+    "detect": {"slim": SlimTrainer, "sparse": SparseTrainer},
+    "segment": {"slim": SlimSegmentationTrainer, "sparse": SparseSegmentationTrainer},
+    "pose": {"slim": SlimPoseTrainer, "sparse": SparsePoseTrainer},
+    "obb": {"slim": SlimOBBTrainer, "sparse": SparseOBBTrainer},
+}
+
+
+def _run(kind: str, model, data, **kwargs) -> Path:
     """Train with a trainer class built from overrides (as DDP workers are); returns best.pt.
 
     model: a .pt or yaml path, a YOLO object or a DetectionModel; an object is trained as a copy (the caller's
@@ -305,8 +378,9 @@ def _run(trainer_cls, model, data, **kwargs) -> Path:
 
     if not str(data).endswith((".yaml", ".yml")):
         raise YoloslimError(f"data={data} must be a YOLO data.yaml")
-    check(data)
-    module = load_model(model)  # one clear line for a missing, corrupt or non-detection model, before any work
+    module = load_model(model)  # one clear line for a missing, corrupt or unsupported model, before any work
+    task = task_of(module)
+    check(data, task=task)
     in_memory = isinstance(model, (torch.nn.Module, Model))
     if isinstance(model, Model):
         name = model.ckpt_path or model.model_name
@@ -315,10 +389,11 @@ def _run(trainer_cls, model, data, **kwargs) -> Path:
     else:
         name = str(model)
     overrides = {"model": str(name), "data": str(data), "project": "runs/yoloslim", "exist_ok": False, **kwargs}
+    overrides["task"] = task
     # Ultralytics puts a relative project under its own settings' runs_dir/<task>, not under the working folder
     overrides["project"] = str(Path(overrides["project"]).resolve())
     writable_dir(overrides["project"])
-    trainer = trainer_cls(overrides=overrides)
+    trainer = TRAINERS[task][kind](overrides=overrides)
     if in_memory:  # as stock Model.train() does; setup_model() then keeps it
         trainer.model = trainer.get_model(cfg=module.yaml, weights=copy.deepcopy(module))
     trainer.train()
@@ -332,7 +407,7 @@ def train(model="yolov8n.yaml", data: str | Path = "datasets/tea-synth/data.yaml
     """Plain Ultralytics training: the unpruned baseline, or more epochs of a .pt at its own (slim) width.
 
     Any Ultralytics train argument can be added (epochs=, imgsz=, batch=, device=, lr0=, ...)."""
-    return _run(SlimTrainer, model, data, **{"name": "train", **kwargs})
+    return _run("slim", model, data, **{"name": "train", **kwargs})
 
 
 @verb("sparse", trains=True)
@@ -355,7 +430,7 @@ def sparse(
     settings = check_sparse_settings(
         {"sr": sr, "sr_schedule": sr_schedule, "sr_step": sr_step, "penalty": penalty, "sr_share": sr_share}
     )
-    best = _run(SparseTrainer, model, data, **settings, **{"name": "sparse", **kwargs})
+    best = _run("sparse", model, data, **settings, **{"name": "sparse", **kwargs})
 
     return atomic_write(best.parent.parent / "sparse.pt", lambda tmp: shutil.copyfile(best, tmp))
 
@@ -370,4 +445,4 @@ def finetune(model="slim.pt", data: str | Path = "datasets/tea-synth/data.yaml",
         raise YoloslimError(f"model={model} must be a pruned .pt checkpoint (made by 'yoloslim prune')")
     if "optimizer" not in kwargs:
         kwargs = {**FINETUNE_OPTIMIZER, **kwargs}
-    return _run(SlimTrainer, model, data, **{"name": "finetune", **kwargs})
+    return _run("slim", model, data, **{"name": "finetune", **kwargs})

@@ -51,7 +51,7 @@ def refresh(model: nn.Module) -> None:
 
 
 def build_graph(model: nn.Module) -> Graph:
-    """Trace an Ultralytics DetectionModel layer by layer, following each layer's `f` (from)."""
+    """Trace an Ultralytics Detection (Segmentation, Pose, OBB) model layer by layer, following each layer's `f`."""
     graph = Graph(model)
     outputs: list = []
     x = graph.untraced(model.yaml.get("ch", 3) if isinstance(getattr(model, "yaml", None), dict) else 3)
@@ -70,4 +70,4 @@ def build_graph(model: nn.Module) -> Graph:
 
 
 # Register the handlers (imports at the end: they use `handles`/`refreshes` from this module).
-from . import core, ghost, v3, v5, v6, v8, v9, v10, v11, v12  # noqa: E402,F401
+from . import core, ghost, tasks, v3, v5, v6, v8, v9, v10, v11, v12  # noqa: E402,F401

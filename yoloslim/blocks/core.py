@@ -14,9 +14,9 @@ def conv(graph, m, x):
 
 @handles(nn.Conv2d)
 def plain_conv(graph, m, x):
-    """A conv without BN (Detect's box/class outputs): it reads channels, its outputs never shrink."""
+    """A conv without BN (a head's output: boxes, classes, masks, keypoints, angles): its outputs never shrink."""
     graph.consume(m, None, x)
-    out = graph.new_group(m.out_channels, graph.name(m), frozen="model output (Detect box/class conv)")
+    out = graph.new_group(m.out_channels, graph.name(m), frozen="model output (a head's output conv)")
     return type(x)([out])
 
 
