@@ -1,4 +1,5 @@
-"""Benchmark the pruner on every detection config Ultralytics ships (smallest scale), seeded gammas, ratio 0.5.
+"""Benchmark the pruner on every detection, segment, pose and obb config Ultralytics ships (smallest scale), seeded
+gammas, ratio 0.5.
 
 Each (tool, config) runs in a fresh subprocess so its peak RSS is its own. Per config: wall time of graph +
 plan + surgery, peak RSS, params and GFLOPs (conv, at 640) before and after; for yoloslim also the masked
@@ -24,23 +25,27 @@ from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
-DETECTORS = ("Detect", "v10Detect", "WorldDetect", "YOLOEDetect", "RTDETRDecoder")  # heads of detection yamls
+# the heads of the detection yamls, then of the other box-based tasks' (classify, semantic and depth have no boxes)
+DETECTORS = ("Detect", "v10Detect", "WorldDetect", "YOLOEDetect", "RTDETRDecoder")
+TASK_HEADS = ("Segment", "Pose", "OBB", "Segment26", "Pose26", "OBB26", "YOLOESegment", "YOLOESegment26")
 
 
-def shipped_detection_configs() -> list[str]:
-    """Every detection yaml in the installed Ultralytics, at its smallest scale (yolov8-p6.yaml -> yolov8n-p6.yaml)."""
+def shipped_configs() -> list[str]:
+    """Every detection yaml in the installed Ultralytics, then every segment/pose/obb one, at its smallest scale
+    (yolov8-p6.yaml -> yolov8n-p6.yaml)."""
     import yaml
     from ultralytics.cfg import DEFAULT_CFG_PATH
 
-    configs = []
+    configs: dict[str, list[str]] = {"detect": [], "task": []}
     for path in sorted((Path(DEFAULT_CFG_PATH).parent / "models").glob("*/*.yaml")):
         cfg = yaml.safe_load(path.read_text())
-        if str(cfg["head"][-1][2]) not in DETECTORS:
+        head = str(cfg["head"][-1][2])
+        if head not in DETECTORS + TASK_HEADS:
             continue
         scales = list(cfg.get("scales") or {})
         name = path.name if len(scales) <= 1 else re.sub(r"(\d+)", rf"\g<1>{scales[0]}", path.name, count=1)
-        configs.append(name)
-    return configs
+        configs["detect" if head in DETECTORS else "task"].append(name)
+    return configs["detect"] + configs["task"]
 
 
 def torch_pruning(model, ratio: float) -> None:
@@ -48,8 +53,10 @@ def torch_pruning(model, ratio: float) -> None:
     import torch_pruning as tp
 
     head = model.model[-1]
-    branches = [getattr(head, k, None) for k in ("cv2", "cv3", "one2one_cv2", "one2one_cv3")]
+    branches = [getattr(head, k, None) for k in ("cv2", "cv3", "cv4", "one2one_cv2", "one2one_cv3", "one2one_cv4")]
     ignored = [seq[-1] for branch in branches if branch is not None for seq in branch] + [head.dfl]
+    if hasattr(head, "proto"):
+        ignored.append(head.proto.cv3)  # the mask prototypes
     tp.pruner.MetaPruner(
         model,
         torch.zeros(1, 3, 640, 640),
@@ -148,7 +155,7 @@ def main() -> None:
     tools = ["yoloslim"] + (["torch-pruning"] if importlib.util.find_spec("torch_pruning") else [])
     if len(tools) == 1:
         print("torch-pruning is not installed: benchmarking yoloslim alone (pip install torch-pruning to compare)")
-    configs = args.configs or shipped_detection_configs()
+    configs = args.configs or shipped_configs()
     rows = []
     for i, cfg in enumerate(configs):
         for tool in tools:

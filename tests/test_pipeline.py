@@ -91,3 +91,19 @@ def test_pipeline_runs_every_stage_and_resumes(tiny_data, tmp_path, capsys):
     with pytest.raises(YoloslimError, match="data="):
         pipeline(data=str(other), sr=0.5, project=str(tmp_path), name="pipe", **TINY)
     assert sorted(p for p in run.rglob("*")) == before
+
+
+def test_a_segmentation_pipeline_reports_mask_and_box_map(tmp_path):
+    """A seg model's pipeline: its data made with polygons, its mask mAP reported next to box mAP, and compare's
+    table carrying both."""
+    from yoloslim.data import synth
+    from yoloslim.study import compare
+
+    data = synth(tmp_path / "seg", train=16, val=8, imgsz=64, seed=0, task="segment")
+    run = pipeline(model="yolov8n-seg.yaml", data=str(data), project=str(tmp_path), name="seg", **TINY)
+    report = pd.read_csv(run / "report.csv")
+    assert {"mAP50-95", "box mAP50-95"} <= set(report.columns) and report["box mAP50-95"].notna().all()
+    assert (run / "report.md").read_text().startswith("mAP50 and mAP50-95 are mask mAP (segment model)")
+    assert (report.loc[report.stage == "finetuned", "onnx_max_diff"] < 1e-3).all()
+    table = compare(models="seg", runs=[str(run)], project=str(tmp_path), name="cmp")
+    assert {"mAP50-95 final", "box mAP50-95 final"} <= set(table.columns)
