@@ -150,3 +150,11 @@ def test_each_task_trains_sparse_prunes_finetunes_and_runs_in_stock_yolo(cfg, ta
     assert set(scores) == ({"mAP50", "mAP50-95"} | ({"box mAP50", "box mAP50-95"} if task(cfg) != "obb" else set()))
     onnx = YOLO(best).export(format="onnx", imgsz=64)
     assert str(onnx).endswith(".onnx")
+
+
+def test_a_pose_model_on_other_keypoints_is_refused(task_data, tmp_path):
+    from yoloslim.trainer import finetune
+
+    slim = prune(build("yolov8n-pose.yaml"), ratio=0.3, imgsz=64, project=tmp_path, name="p", verbose=False).slim
+    with pytest.raises(YoloslimError, match=r"kpt_shape \[17, 3\], the data's \[3, 3\]"):
+        finetune(slim, task_data["pose"], **tiny_train_args(tmp_path))

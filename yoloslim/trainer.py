@@ -101,13 +101,13 @@ class SlimMixin:
     def get_model(self, cfg=None, weights=None, verbose=True):
         if not isinstance(weights, torch.nn.Module):
             return super().get_model(cfg, weights, verbose)
-        fit_classes(weights, self.data["names"])
         head = weights.model[-1]
         if hasattr(head, "kpt_shape") and list(head.kpt_shape) != list(self.data.get("kpt_shape") or head.kpt_shape):
             raise YoloslimError(
                 f"the model's keypoints are kpt_shape {list(head.kpt_shape)}, the data's {self.data['kpt_shape']}; "
                 "a pruned pose model keeps its keypoint layout: train it on data with the same kpt_shape"
             )
+        fit_classes(weights, self.data["names"])
         return weights
 
 
@@ -140,28 +140,6 @@ def fit_classes(model: torch.nn.Module, names: dict) -> None:
     model.nc, model.names = nc, dict(names)
     if isinstance(getattr(model, "yaml", None), dict):
         model.yaml["nc"] = nc
-
-
-class SlimTrainer(SlimMixin, DetectionTrainer):
-    """A DetectionTrainer that trains a .pt's model at its own (slim) width (SlimMixin)."""
-
-
-class SlimSegmentationTrainer(SlimMixin, SegmentationTrainer):
-    """A SegmentationTrainer that trains a .pt's model at its own (slim) width (SlimMixin)."""
-
-    task = "segment"
-
-
-class SlimPoseTrainer(SlimMixin, PoseTrainer):
-    """A PoseTrainer that trains a .pt's model at its own (slim) width (SlimMixin)."""
-
-    task = "pose"
-
-
-class SlimOBBTrainer(SlimMixin, OBBTrainer):
-    """An OBBTrainer that trains a .pt's model at its own (slim) width (SlimMixin)."""
-
-    task = "obb"
 
 
 class SparseMixin(SlimMixin):
@@ -340,28 +318,25 @@ class SparseMixin(SlimMixin):
             plot_gamma_history(Path(self.save_dir) / "gammas.csv", Path(self.save_dir) / "gammas.png")
 
 
-class SparseTrainer(SparseMixin, DetectionTrainer):
-    """A DetectionTrainer with sparse training (SparseMixin)."""
+STOCK_TRAINERS = {"detect": DetectionTrainer, "segment": SegmentationTrainer, "pose": PoseTrainer, "obb": OBBTrainer}
 
 
-class SparseSegmentationTrainer(SparseMixin, SegmentationTrainer):
-    """A SegmentationTrainer with sparse training (SparseMixin)."""
-
-    task = "segment"
-
-
-class SparsePoseTrainer(SparseMixin, PoseTrainer):
-    """A PoseTrainer with sparse training (SparseMixin)."""
-
-    task = "pose"
+def task_trainer(mixin: type, task: str, name: str) -> type:
+    """The stock trainer of a task with a mixin: one class per (mixin, task), importable by name (DDP needs that)."""
+    stock = STOCK_TRAINERS[task]
+    doc = f"A {stock.__name__} that {'sparse-trains' if mixin is SparseMixin else 'trains'} a model at its own width"
+    attrs = {"task": task, "__module__": __name__, "__qualname__": name, "__doc__": f"{doc} ({mixin.__name__})."}
+    return type(name, (mixin, stock), attrs)
 
 
-class SparseOBBTrainer(SparseMixin, OBBTrainer):
-    """An OBBTrainer with sparse training (SparseMixin)."""
-
-    task = "obb"
-
-
+SlimTrainer = task_trainer(SlimMixin, "detect", "SlimTrainer")
+SlimSegmentationTrainer = task_trainer(SlimMixin, "segment", "SlimSegmentationTrainer")
+SlimPoseTrainer = task_trainer(SlimMixin, "pose", "SlimPoseTrainer")
+SlimOBBTrainer = task_trainer(SlimMixin, "obb", "SlimOBBTrainer")
+SparseTrainer = task_trainer(SparseMixin, "detect", "SparseTrainer")
+SparseSegmentationTrainer = task_trainer(SparseMixin, "segment", "SparseSegmentationTrainer")
+SparsePoseTrainer = task_trainer(SparseMixin, "pose", "SparsePoseTrainer")
+SparseOBBTrainer = task_trainer(SparseMixin, "obb", "SparseOBBTrainer")
 TRAINERS = {
     "detect": {"slim": SlimTrainer, "sparse": SparseTrainer},
     "segment": {"slim": SlimSegmentationTrainer, "sparse": SparseSegmentationTrainer},
