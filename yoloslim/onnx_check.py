@@ -81,6 +81,7 @@ def check_onnx(
                 f"{label}: onnxruntime differs from PyTorch on {what}: boxes by {box:.3g} {unit}, scores and the "
                 f"other outputs by {score:.3g} (tolerance {box_tol:g} {unit}, {score_tol:g})"
             )
+            fp32 = float("nan")
             if not half:
                 exact = outputs_of(copy.deepcopy(model).double(), x.double())
                 fp32 = max(all_errors(wants, exact, strides, keypoints))
@@ -95,7 +96,9 @@ def check_onnx(
                         f" while PyTorch fp32 is within {fp32:.1g} of float64: the ONNX graph does not "
                         "compute what the model does"
                     )
-            raise YoloslimError(message)
+            error = YoloslimError(message)
+            error.fp32_error = fp32  # type: ignore[attr-defined]  # PyTorch fp32 vs float64, in the check's units
+            raise error
     import onnx  # deferred: only export and its check need onnx
 
     opset = max(

@@ -113,7 +113,9 @@ def export_with_report(
                 onnx_file, reference, imgsz, dynamic=dynamic, half=half, threads=threads, tol=tol, label=dest.name
             )
         except YoloslimError as e:
-            raise YoloslimError(f"{e}; {dest} was not written") from None
+            error = YoloslimError(f"{e}; {dest} was not written")
+            error.__dict__.update(e.__dict__)  # what the check measured (fp32_error)
+            raise error from None
         os.replace(onnx_file, dest)
     finally:
         shutil.rmtree(work, ignore_errors=True)

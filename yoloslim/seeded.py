@@ -15,8 +15,8 @@ from .checkpoint import model_from_yaml
 
 @torch.no_grad()
 def seeded_model(cfg: str, seed: int = 0, nc: int | None = None, calibration: list[torch.Tensor] | None = None):
-    """calibration: image batches to measure the BN statistics on (default: two batches of two random 64 px
-    images); the model is returned in eval mode."""
+    """calibration: image batches to measure the BN statistics on (default: two batches of two random images of
+    64 px, or twice the largest stride); the model is returned in eval mode."""
 
     torch.manual_seed(seed)
     model = model_from_yaml(cfg, nc=nc)
@@ -32,7 +32,10 @@ def seeded_model(cfg: str, seed: int = 0, nc: int | None = None, calibration: li
 def calibrate(model, seed: int = 0, calibration: list[torch.Tensor] | None = None):
     """Recompute every BN's running statistics on the calibration batches (gammas and betas untouched)."""
     gen = torch.Generator().manual_seed(seed)
-    batches = calibration if calibration is not None else [torch.rand(2, 3, 64, 64, generator=gen) for _ in range(2)]
+    side = max(64, 2 * int(model.stride.max()))  # a P6 level of a 64 px image is one pixel: too few for statistics
+    batches = (
+        calibration if calibration is not None else [torch.rand(2, 3, side, side, generator=gen) for _ in range(2)]
+    )
     bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     for m in bns:
         m.reset_running_stats()
