@@ -89,7 +89,7 @@ def measure(tool: str, cfg: str, ratio: float) -> dict:
     except YoloslimError as e:
         if tool != "yoloslim":
             return {**row, "status": "not run: not a DetectionModel"}
-        return {**row, "status": f"refused: {str(e).split('only: ')[-1]}"}
+        return {**row, "status": f"refused: {str(e).split('not this one: ')[-1]}"}
     row.update(params_before=sum(p.numel() for p in model.parameters()), gflops_before=layer_stats(model).gflops.sum())
     start = time.perf_counter()
     try:

@@ -101,7 +101,7 @@ BAD = [
     ("prune model={d}/identity.pt ratio=0.5", "has Identity where its BatchNorm should be"),
     (
         "prune model={d}/classify.pt ratio=0.5",
-        "is a ClassificationModel (a classification model); yoloslim supports YOLO detection",
+        "is a ClassificationModel (a classification model); yoloslim prunes YOLO detect",
     ),
     ("prune model={d}/fused.pt ratio=0.5", "is fused"),
     ("prune model={d}/custom.pt ratio=0.5", "layer 9 (model.9): RepC3 is not supported by the pruner"),
@@ -111,7 +111,7 @@ BAD = [
     ("export model={d}/missing.pt", "does not exist"),
     ("train model={d}/truncated.pt data={data}", "corrupt or truncated"),
     ("finetune model=yolov8n.yaml data={data}", "must be a pruned .pt checkpoint"),
-    ("finetune model={d}/classify.pt data={data}", "yoloslim supports YOLO detection models"),
+    ("finetune model={d}/classify.pt data={data}", "not this one: it has no Detect head to keep"),
     # values of the wrong type
     ("prune model={d}/good.pt ratio=half", "ratio=half is not a number"),
     ("prune model={d}/good.pt ratio=0.5.5", "ratio=0.5.5 is not a number"),

@@ -113,7 +113,10 @@ def test_transposed_conv_keeps_both_sides():
     ],
 )
 def test_other_models_are_named_from_yaml_and_pt(cfg, model_class, tmp_path):
-    with pytest.raises(YoloslimError, match=f"is an? {model_class} \\(.*\\); yoloslim supports YOLO detection"):
+    with pytest.raises(
+        YoloslimError,
+        match=f"is an? {model_class} \\(.*\\); yoloslim prunes YOLO detect, segment, pose and obb models, not this one",
+    ):
         load_model(cfg)
     if model_class in ("WorldModel", "RTDETRDetectionModel", "OBBModel", "ClassificationModel"):
         from ultralytics.nn import tasks

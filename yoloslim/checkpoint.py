@@ -132,8 +132,8 @@ UNSUPPORTED = {
 def refuse(model_class: str, what: str):
     kind, why = UNSUPPORTED.get(model_class, ("not a detector yoloslim knows", "it is not a DetectionModel"))
     raise YoloslimError(
-        f"{what} is {article(model_class)} {model_class} ({kind}); yoloslim supports YOLO detection models "
-        f"(DetectionModel) only: {why}"
+        f"{what} is {article(model_class)} {model_class} ({kind}); yoloslim prunes YOLO detect, segment, pose and "
+        f"obb models, not this one: {why}"
     )
 
 
