@@ -36,9 +36,8 @@ ZOO = [
     "yolo12n.yaml",
 ]
 HEAVY = {"yolov3-spp.yaml", "yolov9m.yaml", "yolov9c.yaml", "yolov9e.yaml"}  # 20M-105M parameters
-ONE_PER_FAMILY = [
+ONE_PER_FAMILY = [  # yolov3-spp (105M parameters) left out: its one new block, SPP, is pools and a concat
     "yolov3-tiny.yaml",
-    "yolov3-spp.yaml",
     "yolov6n.yaml",
     "yolov8n-p6.yaml",
     "yolov8n-ghost.yaml",
@@ -67,8 +66,9 @@ def test_removing_masked_channels_keeps_outputs(cfg, image):
     model.float()(torch.zeros(1, 3, side, side))  # the stock forward runs at another size
 
 
-@pytest.mark.parametrize("cfg", fast_only("yolov9t.yaml", ZOO))
+@pytest.mark.parametrize("cfg", fast_only("yolov9t.yaml", [c for c in ZOO if c not in HEAVY]))
 def test_pruned_export_matches_onnxruntime(cfg, tmp_path):
+    """The heavy configs' exports are checked by scripts/bench_prune.py (docs/results/zoo), to keep make test short."""
     pt = prune(lively(cfg, seed=1), ratio=0.5, imgsz=64, project=tmp_path, name="p", verbose=False).slim
     onnx, report = export_with_report(pt, imgsz=64)
     assert onnx.is_file() and max(report["checked"].values()) < 1e-3  # boxes in strides, scores as they are
