@@ -278,8 +278,7 @@ def draw_image(rng, size, task="detect"):
             continue
         box = ((x0 + x1) / 2 / size, (y0 + y1) / 2 / size, (x1 - x0) / size, (y1 - y0) / size)
         extra = task_label(task, owner == owner_id, midline, size) if task != "detect" else ()
-        labels.append((cls, *box) if task in ("detect", "pose") else (cls,))
-        labels[-1] += tuple(extra)
+        labels.append((cls, *(box if task in ("detect", "pose") else ()), *extra))
     return adjust_lighting(image, rng), labels
 
 
