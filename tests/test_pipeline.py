@@ -61,7 +61,7 @@ def test_pipeline_runs_every_stage_and_resumes(tiny_data, tmp_path, capsys):
     assert list((run / "train" / "sparse").glob("results.csv"))
     assert len(pd.read_csv(run / "train" / "sparse" / "results.csv")) == 2  # resumed, not restarted
 
-    report = pd.read_csv(run / "report.csv").set_index("stage")
+    report = assert_every_level_past_the_zeros_is_marked(run).set_index("stage")
     gain = report.loc["baseline", "mAP50-95"] - report.loc["pretrained", "mAP50-95"]
     assert ("it was still learning" in out) == (gain > 0.01)
     assert report.loc["finetuned", "params"] == report.loc["pruned", "params"] < report.loc["baseline", "params"]
@@ -91,6 +91,40 @@ def test_pipeline_runs_every_stage_and_resumes(tiny_data, tmp_path, capsys):
     with pytest.raises(YoloslimError, match="data="):
         pipeline(data=str(other), sr=0.5, project=str(tmp_path), name="pipe", **TINY)
     assert sorted(p for p in run.rglob("*")) == before
+
+
+def assert_every_level_past_the_zeros_is_marked(run):
+    """The report's past_zeros is what each level's plan.json says: a level that removed channels sparse training
+    had not zeroed is never an unmarked row."""
+    from yoloslim.plan import Plan
+    from yoloslim.pruning import past_zeros
+
+    report = pd.read_csv(run / "report.csv")
+    for _, row in report[report.stage.isin(["pruned", "finetuned"])].iterrows():
+        settings = Plan.load(run / f"prune-{row.level:g}" / "plan.json").settings
+        assert bool(row.past_zeros) == past_zeros(
+            settings["removed_importance_max"], settings["kept_importance_median"]
+        )
+    return report
+
+
+def test_a_level_past_what_sparse_training_zeroed_is_marked(tiny_data, tmp_path, capsys):
+    """A push too weak to zero anything, pruned at 0.5: the pipeline says so, marks the level in report.csv and
+    report.md (and compare's table), and still gives the finetuned model's paired difference from the baseline."""
+    from yoloslim.study import compare
+
+    run = pipeline(data=str(tiny_data), sr=1e-4, project=str(tmp_path), name="weak", **{**TINY, "export": False})
+    out = capsys.readouterr().out
+    assert "sparse training zeroed" in out and "level 0.5 prunes past what sparse training zeroed" in out
+    report = assert_every_level_past_the_zeros_is_marked(run).set_index("stage")
+    assert report.loc["sparse", "zeroed"] < 0.5
+    assert bool(report.loc["pruned", "past_zeros"]) and bool(report.loc["finetuned", "past_zeros"])
+    assert "past_zeros" in (run / "report.md").read_text()
+    tuned = report.loc["finetuned"]
+    assert tuned.delta_low <= tuned.delta <= tuned.delta_high and tuned.val_images == 8
+    assert tuned.delta == pytest.approx(tuned["mAP50-95"] - report.loc["baseline", "mAP50-95"], abs=1e-9)
+    table = compare(models="weak", runs=[str(run)], project=str(tmp_path), name="cmp").set_index("level")
+    assert bool(table.loc[0.5, "past_zeros"]) and table.loc[0.5, "delta"] == pytest.approx(tuned.delta)
 
 
 def test_a_segmentation_pipeline_reports_mask_and_box_map(tmp_path):

@@ -131,6 +131,53 @@ def test_auto_sr_reaches_the_share_at_zero(tiny_data, tmp_path):
     assert results["sparsity/sr"].nunique() > 1
 
 
+def test_the_step_waits_for_the_share_up_to_the_push_limit(tiny_data, tmp_path):
+    """Step schedule: sr falls to sr/100 at sr_step only once the share asked is at zero; short of it the push goes
+    on, to PUSH_LIMIT of the epochs at most. The other schedules are as asked."""
+    from yoloslim.sparsity import PUSH_LIMIT
+
+    trainer = SparseTrainer(
+        overrides={
+            "model": "yolov8n.yaml",
+            "data": str(tiny_data),
+            "sr": 2.0,
+            "sr_step": 0.5,
+            **tiny_train_args(tmp_path, epochs=20),
+        }
+    )
+    trainer.reached = False
+    for epoch, pushing in (
+        (0, True),
+        (9, True),
+        (10, True),
+        (int(PUSH_LIMIT * 20) - 1, True),
+        (int(PUSH_LIMIT * 20), False),
+    ):
+        trainer.epoch = epoch
+        assert trainer.pushing() is pushing and trainer.sr_now() == (2.0 if pushing else 0.02), epoch
+    trainer.reached, trainer.epoch = True, 10
+    assert not trainer.pushing() and trainer.sr_now() == pytest.approx(0.02)
+    trainer.epoch = 9
+    assert trainer.pushing() and trainer.sr_now() == 2.0  # reached early: the push still lasts to sr_step
+    trainer.args.sr_schedule, trainer.reached, trainer.epoch = "linear", False, 10
+    assert not trainer.pushing() and trainer.sr_now() == pytest.approx(1.0)
+
+
+def test_a_sparse_run_short_of_its_share_says_so(tiny_data, tmp_path, capsys):
+    """A push too weak to zero the share: it goes on past sr_step (sr stays, not sr/100), results.csv has the zeroed
+    share per epoch, and the run ends with one warning naming the share reached, the share asked and what to do."""
+    args = tiny_train_args(tmp_path, epochs=4, optimizer="SGD", lr0=0.01)
+    out = sparse("yolov8n.yaml", tiny_data, sr=1e-3, sr_step=0.25, sr_share=0.5, **args)
+    text = capsys.readouterr().out
+    results = pd.read_csv(out.parent / "results.csv")
+    assert "the push goes on until they are" in text
+    assert results["sparsity/sr"].tolist() == pytest.approx([1e-3] * 4)  # epoch 4 is at 75% < PUSH_LIMIT
+    zeroed = results["sparsity/zeroed"].iloc[-1]
+    assert zeroed < 0.5
+    assert f"sparse training zeroed {zeroed:.1%} of the prunable channels, 50.0% asked (sr_share=0.5)" in text
+    assert "a prune above ratio=" in text and "prune at ratio<=" in text
+
+
 @pytest.mark.parametrize("kind", ["wide", "lowest", "l1"])
 def test_penalty_gradient_is_autograds_on_prunable_gammas_only(kind, tiny_data, tmp_path):
     """The added gradient is autograd's gradient of sr * penalty per nominal batch. It is added inside the optimizer's

@@ -22,6 +22,7 @@ already started is refused with one line naming the setting, so a report never m
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -38,7 +39,10 @@ from .levels import accuracy
 from .log import LOGGER
 from .measure import layer_stats
 from .onnx_export import export_with_report
-from .pruning import prune
+from .paired import holds, paired_difference, per_image
+from .plan import Plan
+from .pruning import past_zeros, prune
+from .slimming import zeroed_share_of
 from .trainer import FINETUNE_OPTIMIZER, SPARSE_LR0, check_sparse_settings, finetune, sparse, train
 
 
@@ -204,6 +208,9 @@ def pipeline(
         else:  # a key of its own: a user's start model may be named like a stage (baseline.pt, sparse.pt)
             start_val = metrics.get("start/val", lambda: accuracy(start, data, imgsz, batch))
         warn_if_still_learning(start_val, rows[-2], total)
+        zeroed = metrics.get("sparse/zeroed", lambda: zeroed_share_of(load_model(sparse_pt)))
+        rows[-1]["zeroed"] = zeroed
+        baseline_images = functools.cache(lambda: per_image(baseline, data, imgsz, batch))  # once, for every level
         for level in levels:
             tag = f"{level:g}"
             slim = run / f"prune-{tag}" / "slim.pt"  # prune() writes slim.pt last, atomically
@@ -214,6 +221,8 @@ def pipeline(
                 banner(f"prune {tag} of the prunable channels")
                 prune(sparse_pt, ratio=level, round_to=round_to, project=run, name=f"prune-{tag}", exist_ok=True)
             rows.append(measured_row(metrics, "pruned", slim, data, imgsz, batch, level=level, export=False))
+            beyond = level_past_zeros(slim.parent / "plan.json", level, zeroed)
+            rows[-1]["past_zeros"] = beyond
             records.start(f"slim-{tag}-ft.pt", plan)
             ft = stage(
                 run / f"slim-{tag}-ft.pt",
@@ -223,6 +232,11 @@ def pipeline(
                 ),
             )
             rows.append(measured_row(metrics, "finetuned", ft, data, imgsz, batch, level=level, export=export))
+            paired = metrics.get(
+                f"{ft.stem}/paired",
+                lambda ft=ft: paired_difference(baseline_images(), per_image(ft, data, imgsz, batch)),
+            )
+            rows[-1].update(paired, past_zeros=beyond, holds=holds(paired))
 
         banner("report")
         from .report import pipeline_report  # deferred: report loads matplotlib, only needed when a plot is drawn
@@ -233,6 +247,20 @@ def pipeline(
             f"\nrun folder: {run.resolve()}\n  report: {run / 'report.md'}, {run / 'report.csv'}, {run / 'report.png'}"
         )
         return run
+
+
+def level_past_zeros(plan_json: Path, level: float, zeroed: float) -> bool:
+    """Whether the prune at this level removed channels sparse training did not zero; one warning line if so."""
+    settings = Plan.load(plan_json).settings
+    beyond = past_zeros(settings["removed_importance_max"], settings["kept_importance_median"])
+    if beyond:
+        LOGGER.warning(
+            f"warning: level {level:g} prunes past what sparse training zeroed ({zeroed:.1%} of the "
+            f"prunable channels): it removes channels up to |gamma| {settings['removed_importance_max']:.3g}; its rows "
+            f"are marked past_zeros in the report. To prune there from zeros, sparse-train to it (sr_share={level:g}, "
+            "more sparse_epochs)"
+        )
+    return beyond
 
 
 def warn_if_still_learning(start: dict, baseline: dict, epochs: int, tolerance: float = 0.01) -> None:

@@ -173,13 +173,19 @@ def warn_if_destructive(graph, plan: Plan) -> None:
     it is finetuned. Sparse training's zeros (|gamma| < 1e-3 or so) never trigger it."""
     scores = {g: g.importance() for g in graph.groups() if g.name in plan.kept}
     removed, median = removal_stats(scores, plan.kept)
-    if median > 0 and removed > DESTRUCTIVE_SHARE * median:
+    if past_zeros(removed, median):
         LOGGER.warning(
             f"warning: the channels this prune removes are not near zero: the largest removed |gamma| is "
             f"{removed:.3g}, {removed / median:.0%} of the kept channels' median ({median:.3g}). Expect a "
             "large accuracy drop until finetuned; sparse-train first ('yoloslim sparse') or finetune, and "
             "'yoloslim sweep' shows the cost per level"
         )
+
+
+def past_zeros(removed_max: float, kept_median: float) -> bool:
+    """Whether a prune removes channels that are not near zero: its largest removed importance is above
+    DESTRUCTIVE_SHARE of the kept channels' median (plan.json's removed_importance_max, kept_importance_median)."""
+    return kept_median > 0 and removed_max > DESTRUCTIVE_SHARE * kept_median
 
 
 def write_table(table: pd.DataFrame, path: Path) -> None:

@@ -76,12 +76,26 @@ def pipeline_report(rows: list[dict], run: Path, task: str = "detect"):
 
     table = pd.DataFrame(rows)
     names = ("stage", "level", "params", "gflops", "mAP50", "mAP50-95", "box mAP50-95", "latency_ms", "pt_mb")
-    cols = [c for c in (*names, "onnx_mb") if c in table.columns]
+    judged = ("zeroed", "past_zeros", "delta", "delta_low", "delta_high", "holds")
+    cols = [c for c in (*names, "onnx_mb", *judged) if c in table.columns]
     table = table[cols + [c for c in table.columns if c not in cols]]
     atomic_write_text(Path(run) / "report.csv", table.to_csv(index=False))
     shown = table[cols]
     metric = METRIC_OF_TASK.get(task, task)
     note = f"mAP50 and mAP50-95 are {metric} mAP ({task} model).\n\n" if task != "detect" else ""
+    if "delta" in table.columns:
+        images = table["val_images"].dropna()
+        note += (
+            "delta: finetuned - baseline mAP50-95 on the same val images, with its 95% paired bootstrap interval "
+            f"[delta_low, delta_high] over the {int(images.iloc[0]) if len(images) else 0} images; holds: within "
+            "0.01 of the baseline, or within noise (the interval reaches 0). zeroed: the share of the prunable "
+            "channels sparse training left at zero.\n\n"
+        )
+    if "past_zeros" in table.columns and table["past_zeros"].fillna(False).astype(bool).any():
+        note += (
+            "past_zeros: these levels pruned channels sparse training had not zeroed (more than the zeroed share): "
+            "their accuracy is what finetuning won back, not what pruning kept.\n\n"
+        )
     atomic_write_text(Path(run) / "report.md", note + shown.to_markdown(index=False, floatfmt=".4g") + "\n")
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))

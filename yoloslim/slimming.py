@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 
+import torch
 from torch import nn
 
 from . import YoloslimError, surgery
 from .blocks import build_graph, refresh
 from .graph import Graph, UnsupportedModuleError
 from .plan import MAX_GROUP_RATIO, Plan, make_plan, resolve
+from .sparsity import zeroed_share
 
 
 def graph_of(model: nn.Module) -> Graph:
@@ -33,3 +35,10 @@ def pruned_copy(
     plan = make_plan(graph, ratio=ratio, min_keep=min_keep, round_to=round_to, max_group_ratio=max_group_ratio)
     prune_in_place(model, graph, plan)
     return model, plan
+
+
+def zeroed_share_of(model: nn.Module) -> float:
+    """The share of a model's prunable channels at zero (importance below sparsity.NEAR_ZERO): how far a prune can
+    go and remove only zeros."""
+    groups = [g for g in graph_of(model).groups() if not g.frozen_reasons]
+    return zeroed_share(torch.cat([g.importance() for g in groups])) if groups else 0.0

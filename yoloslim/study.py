@@ -51,6 +51,10 @@ def summarize(model: str, report) -> list[dict]:
             row[f"{m} final"] = float(final[m])
         for col in ("latency_ms", "onnx_mb", "pt_mb"):
             row[col] = float(final[col]) if col in final.index else float("nan")
+        row["zeroed"] = float(sparse["zeroed"]) if "zeroed" in sparse.index else float("nan")
+        if level:  # how the shipped model stands against the baseline, and whether pruning went past the zeros
+            for col in ("past_zeros", "delta", "delta_low", "delta_high", "holds"):
+                row[col] = final[col] if col in final.index else None
         rows.append(row)
     return rows
 

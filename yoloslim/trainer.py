@@ -32,7 +32,17 @@ from .data import check
 from .io import atomic_write, writable_dir
 from .log import LOGGER
 from .slimming import graph_of
-from .sparsity import MAX_GROUP_SHARE, calibrated_sr, pushed_count, sparsity_penalty, sr_factor  # noqa: F401 (API)
+from .sparsity import (  # noqa: F401 (MAX_GROUP_SHARE: API)
+    MAX_GROUP_SHARE,
+    PUSH_LIMIT,
+    REACHED,
+    calibrated_sr,
+    channel_strengths,
+    pushed_count,
+    sparsity_penalty,
+    sr_factor,
+    zeroed_share,
+)
 
 # The weakest 42% of the channels (wide groups first) pushed for the first 60% of the epochs, with sr calibrated
 # so they reach zero by then (sr=None: auto), then sr/100 so the network recovers around the surviving channels
@@ -108,6 +118,11 @@ class SlimMixin:
                 "a pruned pose model keeps its keypoint layout: train it on data with the same kpt_shape"
             )
         fit_classes(weights, self.data["names"])
+        # A checkpoint is saved with requires_grad=False (Ultralytics' strip_optimizer); the stock trainer would turn
+        # each one back on with a warning line apiece (hundreds per run); freeze= still freezes as stock.
+        for param in weights.parameters():
+            if param.dtype.is_floating_point:
+                param.requires_grad_(True)
         return weights
 
 
@@ -183,6 +198,9 @@ class SparseMixin(SlimMixin):
         self.gammas: list[tuple[str, torch.Tensor]] = []
         self.penalty_seconds = 0.0
         self.add_callback("on_train_end", lambda trainer: trainer.plot_gammas())
+        self.add_callback("on_train_end", lambda trainer: trainer.report_share())
+        self.add_callback("on_train_epoch_start", lambda trainer: trainer.say_if_pushing_on())
+        self.reached, self.said_pushing_on = False, False
 
     def _setup_train(self):
         super()._setup_train()
@@ -204,12 +222,14 @@ class SparseMixin(SlimMixin):
         self.sr_auto = self.args.sr is None and self.args.penalty != "l1"
         self.sr_value = 1.0 if self.args.sr is None else float(self.args.sr)
         self.pushed = max(1, pushed_count([g.size for g in groups], self.args.sr_share))
+        self.share_asked = self.pushed / max(1, sum(g.size for g in groups))
+        self.reached = bool(self.gammas) and self.zeroed_now() >= REACHED * self.share_asked  # a resume past it
         steps_per_epoch = max(1, math.ceil(len(self.train_loader) / self.accumulate))
         push_epochs = math.ceil(self.args.sr_step * self.epochs) - self.start_epoch  # after a resume: what is left
         self.push_total, self.push_done, self.mean_start = steps_per_epoch * max(1, push_epochs), 0, None
         self.signs_before_step: list[torch.Tensor] = []
         self.optimizer.register_step_pre_hook(lambda *_: self.before_step())
-        self.optimizer.register_step_post_hook(lambda *_: self.stop_at_zero())
+        self.optimizer.register_step_post_hook(lambda *_: self.after_step())
 
     def get_validator(self):
         # The validator re-checks args against Ultralytics' own keys: hand it args without ours.
@@ -239,7 +259,7 @@ class SparseMixin(SlimMixin):
         with torch.enable_grad():
             penalty = sparsity_penalty(leaves, self.args.penalty, self.args.sr_share, self.penalty_groups)
             grads = torch.autograd.grad(penalty, leaves)
-        if self.sr_auto and self.epoch / max(self.epochs, 1) < self.args.sr_step:
+        if self.sr_auto and self.pushing():
             mean_now = float(penalty.detach()) / self.pushed
             self.mean_start = mean_now if self.mean_start is None else self.mean_start
             self.sr_value = calibrated_sr(self.sr_value, mean_now, self.mean_start, self.push_done / self.push_total)
@@ -253,12 +273,66 @@ class SparseMixin(SlimMixin):
 
     def sr_now(self) -> float:
         base = self.sr_value if self.args.sr is None else float(self.args.sr)  # a set sr (0 too) is used as given
+        if self.args.sr_schedule == "step" and self.pushing():
+            return base
         return base * sr_factor(self.args.sr_schedule, self.epoch / max(self.epochs, 1), self.args.sr_step)
+
+    def pushing(self) -> bool:
+        """The push phase: before sr_step, and (step schedule) past it while the zeroed share is short of the share
+        asked, up to PUSH_LIMIT of the epochs; sr=auto keeps calibrating through it (its line is at zero by then,
+        so sr grows until the loss gives the pushed channels up)."""
+        progress = self.epoch / max(self.epochs, 1)
+        if progress < self.args.sr_step:
+            return True
+        return self.args.sr_schedule == "step" and not self.reached and progress < PUSH_LIMIT
+
+    def zeroed_now(self, model: torch.nn.Module | None = None) -> float:
+        """The share of the prunable channels at zero, in the model being trained or (model=) another copy of it."""
+        if model is None:
+            gammas = [gamma for _, gamma in self.gammas]
+        else:
+            modules = dict(model.named_modules())
+            gammas = [modules[name].weight for name, _ in self.gammas]
+        return zeroed_share(channel_strengths(gammas, self.penalty_groups)) if gammas else 0.0
+
+    def say_if_pushing_on(self) -> None:
+        progress = self.epoch / max(self.epochs, 1)
+        if self.said_pushing_on or not self.gammas or progress < self.args.sr_step or not self.pushing():
+            return
+        self.said_pushing_on = True
+        LOGGER.info(
+            f"sparse: {self.zeroed_now():.1%} of the prunable channels are at zero at sr_step={self.args.sr_step:g}, "
+            f"{self.share_asked:.1%} asked: the push goes on until they are (at most to {PUSH_LIMIT:.0%} of the epochs)"
+        )
+
+    def report_share(self) -> None:
+        """One line at the end: the share of the prunable channels the saved model has at zero against the share
+        asked, and, when it fell short, what pruning past it means and what to change."""
+        if not self.gammas or self.args.sr == 0:
+            return
+        zeroed = self.zeroed_now(self.ema.ema if self.ema else unwrap_model(self.model))
+        safe = math.floor(zeroed * 100) / 100
+        if zeroed >= REACHED * self.share_asked:
+            LOGGER.info(
+                f"sparse: {zeroed:.1%} of the prunable channels are at zero ({self.share_asked:.1%} asked): "
+                f"a prune up to ratio={safe:g} removes only zeros"
+            )
+            return
+        LOGGER.warning(
+            f"warning: sparse training zeroed {zeroed:.1%} of the prunable channels, {self.share_asked:.1%} asked "
+            f"(sr_share={self.args.sr_share:g}): a prune above ratio={safe:g} removes channels the model still uses. "
+            "Train longer (more epochs=), push harder (a larger sr=), or prune at ratio<=" + f"{safe:g}"
+        )
 
     @timed
     @torch.no_grad()
     def remember_signs(self) -> None:
         self.signs_before_step = [gamma.sign() for _, gamma in self.gammas] if self.sr_now() else []
+
+    def after_step(self) -> None:
+        self.stop_at_zero()
+        if not self.reached and self.gammas and self.sr_now():
+            self.reached = self.zeroed_now() >= REACHED * self.share_asked
 
     @timed
     @torch.no_grad()
@@ -291,6 +365,7 @@ class SparseMixin(SlimMixin):
                 "sparsity/gamma<1e-2": float((g < 1e-2).float().mean()),
                 "sparsity/gamma<1e-3": float((g < 1e-3).float().mean()),
                 "sparsity/mean_gamma": float(g.mean()),
+                "sparsity/zeroed": self.zeroed_now(self.ema.ema if self.ema else unwrap_model(self.model)),
                 "sparsity/sr": self.sr_now(),
                 # on a GPU this counts launch time only (no sync): a lower bound there
                 "sparsity/penalty_s": self.penalty_seconds,
