@@ -20,6 +20,7 @@ LAYERS = [
         "trainer",
         "data",
         "report",
+        "paired",
     },  # the Ultralytics adapter
     {"pruning", "levels", "onnx_export", "sweep", "flow", "study", "convert"},  # the verbs
     {"cli"},
@@ -52,6 +53,11 @@ def layer_of(name: str) -> int:
     return next(i for i, layer in enumerate(LAYERS) if name in layer)
 
 
+def test_every_module_has_a_layer():
+    modules = {p.stem for p in PACKAGE.glob("*.py")} | {"blocks"}
+    assert modules <= set().union(*LAYERS), f"put {sorted(modules - set().union(*LAYERS))} in a layer of LAYERS"
+
+
 def test_the_core_imports_no_ultralytics():
     for name in CORE:
         used = imports(PACKAGE / f"{name}.py")
@@ -59,6 +65,7 @@ def test_the_core_imports_no_ultralytics():
 
 
 def test_no_module_imports_from_a_layer_above():
+    test_every_module_has_a_layer()
     files = [p for p in PACKAGE.glob("*.py")] + [PACKAGE / "blocks"]
     for path in files:
         name = path.stem if path.suffix else path.name

@@ -118,6 +118,9 @@ def test_auto_sr_follows_a_line_to_zero():
     assert calibrated_sr(1.0, 0.9, 1.0, 0.5) == pytest.approx(RATE)  # the line is at 1 - 0.5 / ZERO_AT by then
     assert calibrated_sr(1.0, 1e-4, 1.0, ZERO_AT) == pytest.approx(RATE)  # at zero_at the line is 0: push on
     assert calibrated_sr(1e3, 1.0, 1.0, 0.9) == 1e3 and calibrated_sr(1e-3, 0.0, 1.0, 0.0) == 1e-3
+    # the channels count too: the mean is below its line, but half-way only 10% of the 60% asked are at zero
+    assert calibrated_sr(1.0, 0.1, 1.0, ZERO_AT / 2, zeroed=0.1, asked=0.6) == pytest.approx(RATE)
+    assert calibrated_sr(1.0, 0.1, 1.0, ZERO_AT / 2, zeroed=0.3, asked=0.6) == pytest.approx(1 / RATE)
 
 
 @pytest.mark.slow

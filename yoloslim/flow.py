@@ -221,7 +221,7 @@ def pipeline(
                 banner(f"prune {tag} of the prunable channels")
                 prune(sparse_pt, ratio=level, round_to=round_to, project=run, name=f"prune-{tag}", exist_ok=True)
             rows.append(measured_row(metrics, "pruned", slim, data, imgsz, batch, level=level, export=False))
-            beyond = level_past_zeros(slim.parent / "plan.json", level, zeroed)
+            beyond = level_past_zeros(slim.parent / "plan.json", level, zeroed, settings["sr_share"])
             rows[-1]["past_zeros"] = beyond
             records.start(f"slim-{tag}-ft.pt", plan)
             ft = stage(
@@ -249,7 +249,7 @@ def pipeline(
         return run
 
 
-def level_past_zeros(plan_json: Path, level: float, zeroed: float) -> bool:
+def level_past_zeros(plan_json: Path, level: float, zeroed: float, sr_share: float) -> bool:
     """Whether the prune at this level removed channels sparse training did not zero; one warning line if so."""
     settings = Plan.load(plan_json).settings
     beyond = past_zeros(settings["removed_importance_max"], settings["kept_importance_median"])
@@ -257,8 +257,12 @@ def level_past_zeros(plan_json: Path, level: float, zeroed: float) -> bool:
         LOGGER.warning(
             f"warning: level {level:g} prunes past what sparse training zeroed ({zeroed:.1%} of the "
             f"prunable channels): it removes channels up to |gamma| {settings['removed_importance_max']:.3g}; its rows "
-            f"are marked past_zeros in the report. To prune there from zeros, sparse-train to it (sr_share={level:g}, "
-            "more sparse_epochs)"
+            f"are marked past_zeros in the report. To prune there from zeros, "
+            + (
+                "sparse-train longer (more sparse_epochs=)"
+                if level <= sr_share
+                else f"sparse-train to it (sr_share={level:g})"
+            )
         )
     return beyond
 

@@ -80,7 +80,11 @@ def pipeline_report(rows: list[dict], run: Path, task: str = "detect"):
     cols = [c for c in (*names, "onnx_mb", *judged) if c in table.columns]
     table = table[cols + [c for c in table.columns if c not in cols]]
     atomic_write_text(Path(run) / "report.csv", table.to_csv(index=False))
-    shown = table[cols]
+    shown = table[cols].copy()
+    if "past_zeros" in shown.columns:  # a mark on the pruned levels, blank elsewhere (not 1.0 / nan)
+        shown["past_zeros"] = shown["past_zeros"].map(lambda v: {True: "yes", False: "no"}.get(v, ""))
+    if "holds" in shown.columns:
+        shown["holds"] = shown["holds"].fillna("")
     metric = METRIC_OF_TASK.get(task, task)
     note = f"mAP50 and mAP50-95 are {metric} mAP ({task} model).\n\n" if task != "detect" else ""
     if "delta" in table.columns:

@@ -262,7 +262,14 @@ class SparseMixin(SlimMixin):
         if self.sr_auto and self.pushing():
             mean_now = float(penalty.detach()) / self.pushed
             self.mean_start = mean_now if self.mean_start is None else self.mean_start
-            self.sr_value = calibrated_sr(self.sr_value, mean_now, self.mean_start, self.push_done / self.push_total)
+            self.sr_value = calibrated_sr(
+                self.sr_value,
+                mean_now,
+                self.mean_start,
+                self.push_done / self.push_total,
+                zeroed=self.zeroed_now(),
+                asked=self.share_asked,
+            )
             self.push_done += 1
         weight = self.sr_now() * self.batch_size * self.accumulate / self.args.nbs
         with torch.no_grad():
