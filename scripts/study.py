@@ -50,8 +50,8 @@ def machine() -> str:
 def summary(table: pd.DataFrame, tolerance: float = 0.01) -> str:
     """Per model: its baseline, the deepest level whose finetuned model holds (mAP50-95 within `tolerance` of the
     baseline, or, where the pipeline measured it, a paired interval that reaches 0: the wider decides), its paired
-    difference, the first level that does not hold, how much pruning itself kept (pruned / sparse) and the share
-    sparse training zeroed (levels past it are marked *)."""
+    difference, the first level that does not hold, how much pruning itself kept (pruned / sparse, at the levels
+    within the zeros) and the share sparse training zeroed (levels past it are marked *)."""
     rows = []
     for model, part in table.groupby("model", sort=False):
         part = part.sort_values("level")
@@ -83,7 +83,8 @@ def summary(table: pd.DataFrame, tolerance: float = 0.01) -> str:
             )
             row["held by"] = ("tolerance" if best.delta >= -tolerance else "noise") if best is not None else ""
         row["first level that does not"] = mark(lost.iloc[0]) if len(lost) else "none"
-        row["pruned / sparse (min)"] = (pruned["mAP50-95 pruned"] / pruned["mAP50-95 sparse"]).min()
+        within = pruned[~past] if past is not None else pruned  # past the zeros pruning is destructive by design
+        row["pruned / sparse (min, within the zeros)"] = (within["mAP50-95 pruned"] / within["mAP50-95 sparse"]).min()
         if "zeroed" in base.index and pd.notna(base.zeroed):
             row["zeroed"] = f"{base.zeroed:.0%}"
         rows.append(row)
