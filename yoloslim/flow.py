@@ -111,7 +111,7 @@ def pipeline(
 
     pretrain_epochs: training of model= before anything else (0 when model= is already trained: a .pt).
     finetune_epochs: 20, not 4: from a converged COCO-pretrained start, sparse training costs ~0.025 mAP50-95 and
-    a finetune of 10 epochs won back only 0.01 of it, 20 all of it (docs/sparsity.md#from-a-converged-start).
+    10 finetune epochs won back 0.01 of it, 20 all of it on four of six runs (docs/sparsity.md#from-a-converged-start).
     nbs: images per optimizer step (Ultralytics' nominal batch). 16 rather than Ultralytics' 64 because a small
     dataset then still gets enough steps: 400 images make 25 steps an epoch instead of 6.
     round_to: kept channel counts are multiples of it, which CPU/GPU kernels run faster (1 = exact ratio).
