@@ -223,7 +223,8 @@ class SparseMixin(SlimMixin):
         self.sr_value = 1.0 if self.args.sr is None else float(self.args.sr)
         self.pushed = max(1, pushed_count([g.size for g in groups], self.args.sr_share))
         self.share_asked = self.pushed / max(1, sum(g.size for g in groups))
-        self.reached = bool(self.gammas) and self.zeroed_now() >= REACHED * self.share_asked  # a resume past it
+        self.zeroed = self.zeroed_now() if self.gammas else 0.0  # after each step: read by sr=auto and the latch
+        self.reached = bool(self.gammas) and self.zeroed >= REACHED * self.share_asked  # a resume past it
         steps_per_epoch = max(1, math.ceil(len(self.train_loader) / self.accumulate))
         push_epochs = math.ceil(self.args.sr_step * self.epochs) - self.start_epoch  # after a resume: what is left
         self.push_total, self.push_done, self.mean_start = steps_per_epoch * max(1, push_epochs), 0, None
@@ -267,7 +268,7 @@ class SparseMixin(SlimMixin):
                 mean_now,
                 self.mean_start,
                 self.push_done / self.push_total,
-                zeroed=self.zeroed_now(),
+                zeroed=self.zeroed,
                 asked=self.share_asked,
             )
             self.push_done += 1
@@ -338,8 +339,9 @@ class SparseMixin(SlimMixin):
 
     def after_step(self) -> None:
         self.stop_at_zero()
-        if not self.reached and self.gammas and self.sr_now():
-            self.reached = self.zeroed_now() >= REACHED * self.share_asked
+        if self.gammas and self.sr_now():
+            self.zeroed = self.zeroed_now()
+            self.reached = self.reached or self.zeroed >= REACHED * self.share_asked
 
     @timed
     @torch.no_grad()
