@@ -225,6 +225,9 @@ BAD = [
     ("export model={d}/good.pt imgsz=64 out=/proc/nope/x.onnx", "cannot write in /proc/nope"),
     ("data synth out={d}/prunedir", "already exists and is not empty; pass overwrite=True"),
     ("data synth out=/proc/nope/tea", "cannot write in /proc"),
+    # round three: data convert, tile and check
+    # round three: prune, budgets, sweep, compare and checkpoints
+    # round three: training, finetune, help and the command line
 ]
 MESSAGES = {}  # case -> its message, paths made relative: the rows of docs/errors.md
 
