@@ -14,7 +14,10 @@ trainer=yoloslim.SparseTrainer.using(sr=1.0) for sparse training; for the other 
 SlimSegmentationTrainer, SlimPoseTrainer, SlimOBBTrainer and their Sparse* twins.
 """
 
+import importlib
 import os
+import sys
+import types
 
 # Offline by default: Ultralytics must never try to download weights, fonts or datasets for us.
 # Set before anything imports ultralytics; a user can still export YOLO_OFFLINE=0 to opt out.
@@ -27,53 +30,60 @@ class YoloslimError(Exception):
     """A user-facing error: the message says what is wrong and how to fix it (one line)."""
 
 
-# The public API (below the error class: every module imports it from here).
-from .convert import convert as convert_data  # noqa: E402
-from .convert import tile as tile_data  # noqa: E402
-from .data import check as check_data  # noqa: E402
-from .data import synth as synth_data  # noqa: E402
-from .flow import pipeline  # noqa: E402
-from .onnx_export import export  # noqa: E402
-from .pruning import PruneResult, inspect, prune  # noqa: E402
-from .study import compare  # noqa: E402
-from .sweep import sweep  # noqa: E402
-from .trainer import (  # noqa: E402
-    SlimOBBTrainer,
-    SlimPoseTrainer,
-    SlimSegmentationTrainer,
-    SlimTrainer,
-    SparseOBBTrainer,
-    SparsePoseTrainer,
-    SparseSegmentationTrainer,
-    SparseTrainer,
-    finetune,
-    sparse,
-    train,
-)
+# The public API, loaded on first use (PEP 562): `yoloslim --version`, `yoloslim help` and a Ctrl-C in the first
+# seconds need not wait for torch and Ultralytics. name -> (module, attribute)
+_API = {
+    "prune": ("pruning", "prune"),
+    "inspect": ("pruning", "inspect"),
+    "PruneResult": ("pruning", "PruneResult"),
+    "sweep": ("sweep", "sweep"),
+    "train": ("trainer", "train"),
+    "sparse": ("trainer", "sparse"),
+    "finetune": ("trainer", "finetune"),
+    "export": ("onnx_export", "export"),
+    "pipeline": ("flow", "pipeline"),
+    "compare": ("study", "compare"),
+    "check_data": ("data", "check"),
+    "synth_data": ("data", "synth"),
+    "convert_data": ("convert", "convert"),
+    "tile_data": ("convert", "tile"),
+    **{
+        name: ("trainer", name)
+        for name in (
+            "SlimTrainer",
+            "SparseTrainer",
+            "SlimSegmentationTrainer",
+            "SparseSegmentationTrainer",
+            "SlimPoseTrainer",
+            "SparsePoseTrainer",
+            "SlimOBBTrainer",
+            "SparseOBBTrainer",
+        )
+    },
+}
+__all__ = ["YoloslimError", *_API, "__version__"]
 
-__all__ = [
-    "YoloslimError",
-    "prune",
-    "inspect",
-    "sweep",
-    "train",
-    "sparse",
-    "finetune",
-    "export",
-    "pipeline",
-    "compare",
-    "check_data",
-    "synth_data",
-    "convert_data",
-    "tile_data",
-    "SlimTrainer",
-    "SparseTrainer",
-    "SlimSegmentationTrainer",
-    "SparseSegmentationTrainer",
-    "SlimPoseTrainer",
-    "SparsePoseTrainer",
-    "SlimOBBTrainer",
-    "SparseOBBTrainer",
-    "PruneResult",
-    "__version__",
-]
+
+def __getattr__(name):
+    if name not in _API:
+        raise AttributeError(f"module 'yoloslim' has no attribute {name!r}")
+    module, attribute = _API[name]
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_API))
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name, value):
+        # Importing the submodule yoloslim.sweep sets the package's attribute `sweep` to that module; the verb of
+        # the same name keeps it (as it did when this file imported the verbs itself).
+        if name in _API and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -144,9 +144,12 @@ def levels(key, value):
         values = [float(x) for x in as_list(value)]
     except ValueError:
         values = []
+    given = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value
     if not values or any(not (0 < v < 1) for v in values):
-        given = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value
         raise YoloslimError(f"{key}={given}{hint}")
+    twice = sorted({f"{v:g}" for v in values if values.count(v) > 1})
+    if twice:  # a level twice would be pruned, finetuned and reported twice, or once silently
+        raise YoloslimError(f"{key}={given} names {', '.join(twice)} twice; give each level once")
     return values
 
 
@@ -211,6 +214,39 @@ def device(key, value):
         else:
             os.environ["CUDA_VISIBLE_DEVICES"] = visible
     return value
+
+
+# the names Ultralytics' BaseTrainer.build_optimizer takes (in any case)
+OPTIMIZERS = ("auto", "SGD", "MuSGD", "Adam", "Adamax", "AdamW", "NAdam", "RAdam", "RMSprop")
+
+
+def optimizer(key, value):
+    name = {o.lower(): o for o in OPTIMIZERS}.get(as_text(key, value).strip().lower())
+    if name is None:
+        lower = {o.lower(): o for o in OPTIMIZERS}
+        close = difflib.get_close_matches(str(value).strip().lower(), list(lower), n=1, cutoff=0.5)
+        hint = f"did you mean {lower[close[0]]}? " if close else ""
+        raise YoloslimError(
+            f"optimizer={value} is not an optimizer Ultralytics has; {hint}give one of {', '.join(OPTIMIZERS)}"
+        )
+    return name
+
+
+def freeze(key, value):
+    """Ultralytics' freeze=: the first N layers, or a list of layer indices (or module names such as 23.cv2); from
+    the command line a list comes as 0,1,2, which Ultralytics alone would ignore (it freezes nothing for a str)."""
+    if value is None or isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        if value is not None and value < 0:
+            raise YoloslimError(
+                f"{key}={value} must be a layer count >= 0 or a list of layer indices, e.g. {key}=0,1,2"
+            )
+        return value
+    items = as_list(value)
+    if isinstance(value, bool) or not items:
+        raise YoloslimError(
+            f"{key}={value} must be a layer count or a list of layer indices, e.g. {key}=10 or {key}=0,1,2"
+        )
+    return [int(x) if x.isdigit() else x for x in items]
 
 
 def model_source(key, value):
@@ -305,6 +341,9 @@ RULES = {
     "sr_schedule": optional(choice("constant", "linear", "step")),
     "penalty": optional(choice("wide", "lowest", "l1")),
     "task": optional(choice("detect", "segment", "pose", "obb")),
+    # training (Ultralytics' arguments it checks too loosely)
+    "optimizer": optimizer,
+    "freeze": freeze,
     # export
     "tol": positive,
     "device": device,
@@ -432,3 +471,130 @@ def verb(cli_name: str, trains: bool = False, passes_to=None):
         return checked
 
     return decorate
+
+
+# --- help: what each argument means to a user (`yoloslim help <verb>`), by name as RULES are -------------------
+
+REQUIRED = {  # arguments with a default of None in the signature that the verb still cannot do without
+    "sweep": ("data",),
+    "data check": ("data",),
+    "data tile": ("data",),
+    "data convert": ("source",),
+}
+ARG_HELP = {
+    "model": "the model: a .pt checkpoint (yours, or one yoloslim wrote) or a model .yaml such as yolov8n.yaml; "
+    "it is read, never changed",
+    "data": "the dataset: a YOLO data.yaml (make one with 'yoloslim data convert' or 'yoloslim data synth')",
+    "project": "the folder the output folder goes in",
+    "name": "the output folder's name inside project=",
+    "exist_ok": "write into an existing output folder, replacing what it holds (false: refuse, or a new -2 name)",
+    "overwrite": "replace an existing, non-empty out= folder",
+    "imgsz": "the square input size in pixels, a multiple of the model's stride (32, or 64 for P6 models)",
+    "batch": "images per batch",
+    "nbs": "images per optimizer step (Ultralytics' nominal batch; gradients are accumulated up to it)",
+    "workers": "data loader processes",
+    "device": "cpu, a GPU index such as 0, or 0,1 for several; unset: the GPU if there is one",
+    "seed": "the random seed, for a run you can repeat",
+    "levels": "prune ratios to try, comma-separated, each between 0 and 1 (e.g. 0.3,0.5,0.7)",
+    "ratio": "the share of the prunable channels to remove, between 0 and 1 (e.g. 0.5)",
+    "threshold": "remove the channels whose |gamma| (BatchNorm scale) is below this",
+    "plan": "a plan.json from an earlier prune, to remove exactly the same channels again",
+    "min_keep": "the fewest channels a group keeps: a share such as 0.05 and/or a count such as 8 (0.05,8)",
+    "max_group_ratio": "the largest share of one group's channels a prune may remove, in (0, 1]",
+    "round_to": "kept channel counts are rounded to multiples of this (8 runs faster on most hardware; 1: exact)",
+    "compensate": "fold the constant output of each removed channel (its BatchNorm shift) into the next layer, "
+    "so the pruned model computes what the unpruned one did without those channels; false: just cut them",
+    "save": "write slim.pt, plan.json, layers.csv and channels.png (false: prune in memory only, for Python use)",
+    "dry_run": "show the plan and the layer table, write nothing",
+    "gflops": "a budget: prune until the model needs at most this many GFLOPs at imgsz=",
+    "params": "a budget: prune until the model has at most this many parameters",
+    "latency_ms": "a budget: prune until onnxruntime runs the model in at most this many ms on the CPU at imgsz=",
+    "speedup": "a budget: prune until the model runs this many times faster than unpruned (onnxruntime CPU)",
+    "max_drop": "a budget: prune as far as the mAP50-95 on data= drops by at most this (e.g. 0.01)",
+    "val_imgsz": "the image size the max_drop= budget validates at",
+    "runs": "latency runs to time (the median is reported); 0 skips timing",
+    "threads": "onnxruntime CPU threads for the latency",
+    "dynamic": "export with a dynamic batch and image size",
+    "simplify": "simplify the ONNX graph (onnxslim)",
+    "opset": "the ONNX opset; unset: Ultralytics' choice",
+    "half": "fp16 weights (inputs and outputs stay fp32), checked to fp16 precision",
+    "out": "the file or folder to write",
+    "tol": "the largest difference from PyTorch the ONNX check accepts (fp32)",
+    "sr": "the penalty's strength; auto: set every step so the pushed channels reach zero by sr_step",
+    "sr_schedule": "how the penalty changes over the epochs: step (full, then 1/100), linear or constant",
+    "sr_step": "the share of the epochs the full penalty lasts (step schedule)",
+    "penalty": "which gammas are pushed: wide (the weakest channels, wide layers first), lowest, or l1 (all)",
+    "sr_share": "the share of the prunable channels the penalty pushes to zero",
+    "pretrain_epochs": "epochs of plain training of model= first (0 when model= is already trained, a .pt)",
+    "sparse_epochs": "epochs of sparse training",
+    "finetune_epochs": "epochs of finetuning each pruned model",
+    "export": "export each model to ONNX and time it",
+    "models": "the models to compare, comma-separated (.yaml or .pt)",
+    "task": "the labels' task: detect (boxes), segment (polygons), pose (keypoints) or obb (rotated boxes)",
+    "train": "training images to generate",
+    "val": "validation images to generate",
+    "source": "the annotations: a folder of Pascal VOC .xml files or a COCO .json file",
+    "images": "the folder the annotations' image file names are relative to; unset: the source's folder",
+    "size": "the side of a tile in pixels",
+    "overlap": "the share of a tile shared with its neighbour (training tiles only)",
+    "min_visible": "keep a cut box when at least this share of it lies inside the tile",
+    "scale": "resize each image by this factor before tiling (e.g. 0.5)",
+}
+VERB_ARG_HELP = {  # the names that mean something else in one verb (as VERB_RULES)
+    "prune": {
+        "imgsz": "the image size GFLOPs and latency are counted at",
+        "data": "the dataset max_drop= validates on",
+    },
+    "export": {
+        "imgsz": "the exported model's input size, a multiple of the model's stride",
+        "out": "the .onnx to write; unset: next to the .pt with its name (for a yaml: runs/yoloslim/export/)",
+        "model": "the model to export: a .pt checkpoint or a model .yaml",
+    },
+    "sweep": {
+        "imgsz": "the image size each level is validated and timed at",
+        "data": "the dataset whose val split measures each level",
+        "runs": "latency runs per level (median reported); 0 skips timing",
+        "max_drop": "the knee is the last level whose mAP50-95 (and every lower level's) drops by at most this",
+    },
+    "compare": {
+        "runs": "finished pipeline folders to tabulate (comma-separated) instead of training: no training happens",
+        "levels": "the prune levels each model's pipeline tries, comma-separated",
+    },
+    "pipeline": {
+        "model": "the start: a model .yaml (trained first, pretrain_epochs=) or your trained .pt (pretrain_epochs=0)",
+        "data": "the dataset (a data.yaml); unset: the synthetic data in datasets/tea-synth (made if missing)",
+        "levels": "the prune levels to make, finetune and report, comma-separated",
+        "imgsz": "the training and validation image size",
+        "sr": "sparse training's strength (auto: calibrated); see 'yoloslim help sparse'",
+        "sr_step": "sparse training's sr_step (unset: its default)",
+        "penalty": "sparse training's penalty (unset: its default)",
+        "sr_share": "the share of the prunable channels sparse training pushes to zero (0.6 aims at a >= 50% cut)",
+    },
+    "data synth": {"out": "the dataset folder to create", "imgsz": "the side of the generated images in pixels"},
+    "data check": {"task": "also check that the labels are this task's; unset: boxes (or polygons read as boxes)"},
+    "data convert": {
+        "out": "the dataset folder to create",
+        "val": "the share of the images held out for validation, or the names of the validation images (a,b)",
+        "seed": "the seed of the train/val split",
+    },
+    "data tile": {"out": "the dataset folder for the tiles; unset: beside the dataset, named <dataset>-tiles<size>"},
+    "train": {"model": "the model: a .yaml to train from scratch, or a .pt to train further at its own width"},
+    "finetune": {"model": "the pruned model: a slim.pt from 'yoloslim prune' (or any .pt), trained at its width"},
+}
+TRAIN_ARG_HELP = {  # the Ultralytics training arguments a user reaches for first (training verbs take them all)
+    "epochs": "epochs to train (Ultralytics' default: 100)",
+    "imgsz": "the training image size, a multiple of the model's stride (default: 640)",
+    "batch": "images per batch (default: 16; -1: as many as the GPU holds)",
+    "device": "cpu, a GPU index such as 0, or 0,1 for several (default: the GPU if there is one)",
+    "optimizer": "auto, SGD, AdamW, Adam, ... (default: auto)",
+    "lr0": "the initial learning rate (used with an optimizer= other than auto)",
+    "freeze": "train with the first N layers frozen, or the listed layer indices (e.g. freeze=0,1,2)",
+    "resume": "continue an interrupted run: resume=True with model=<run>/weights/last.pt",
+    "project": "the folder the run folder goes in (default: runs/yoloslim)",
+    "name": "the run folder's name (default: the verb's name; taken names get -2, -3 ...)",
+    "exist_ok": "train into an existing run folder, replacing its results",
+}
+
+
+def argument_help(verb_name: str, key: str) -> str:
+    return VERB_ARG_HELP.get(verb_name, {}).get(key) or ARG_HELP.get(key, "")

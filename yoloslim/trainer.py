@@ -7,27 +7,33 @@ step. Why it is done this way, and what was measured: docs/sparsity.md ("How the
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import functools
 import math
+import re
 import shutil
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
 import torch
+import ultralytics
+from ultralytics.cfg import get_cfg, get_save_dir
 from ultralytics.engine.model import Model
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.models.yolo.obb import OBBTrainer
 from ultralytics.models.yolo.pose import PoseTrainer
 from ultralytics.models.yolo.segment import SegmentationTrainer
+from ultralytics.nn.tasks import guess_model_task, yaml_model_load
 from ultralytics.utils import DEFAULT_CFG, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
 from . import YoloslimError
 from .args import RULES, verb
-from .checkpoint import load_checkpoint, load_model, task_of
+from .checkpoint import MODEL_TASKS, check_stride, load_checkpoint, load_model, task_of
 from .data import check
 from .io import atomic_write, writable_dir
 from .log import LOGGER
@@ -57,6 +63,7 @@ SPARSE_LR0 = 0.002
 FINETUNE_OPTIMIZER = {"optimizer": "AdamW", "lr0": 0.0005}
 SCHEDULES = ("constant", "linear", "step")
 PENALTIES = ("wide", "lowest", "l1")
+ULTRALYTICS_DIR = Path(ultralytics.__file__).resolve().parent
 HIST_BINS = np.concatenate([[0.0], np.logspace(-4, 1, 41)])  # |gamma| bins, log-spaced, first one catches 0
 
 
@@ -91,13 +98,52 @@ class SlimMixin:
     task, kind = "detect", "slim"
 
     def __init__(self, cfg=DEFAULT_CFG, overrides=None, _callbacks=None):
-        super().__init__(cfg, overrides, _callbacks)
+        # Every check that can be made from the arguments is made before Ultralytics creates the run folder; what a
+        # run refused later (or interrupted) created is removed again, unless it saved a last.pt to resume from.
+        self.created: list[Path] = []
+        with ultralytics_errors():
+            args = get_cfg(cfg, overrides)
+            if args.resume:
+                check_resumable(args.resume)
+            else:
+                given = source_task(args.model)  # the task trainers force args.task: the model's own decides
+                if given and given != self.task:
+                    raise YoloslimError(wrong_task(type(self).__name__, self.task, given))
+                if RANK in {-1, 0}:
+                    self.created = new_run_folders(args)
+            try:
+                super().__init__(cfg, overrides, _callbacks)
+            except BaseException:
+                self.remove_refused_run()
+                raise
+        if self.created and Path(self.save_dir) != self.created[0]:
+            self.created = []  # not the folder planned (another run took that name meanwhile): not ours to remove
         if self.args.task != self.task:  # the wrong task's trainer would train the wrong loss, silently
-            right = TRAINERS.get(self.args.task, {}).get(self.kind)
-            raise YoloslimError(
-                f"{type(self).__name__} trains {self.task} models; this is a {self.args.task} model: "
-                + (f"use yoloslim.{right.__name__}" if right else "yoloslim does not train that task")
-            )
+            self.refuse(wrong_task(type(self).__name__, self.task, self.args.task))
+
+    def refuse(self, message: str):
+        self.remove_refused_run()
+        raise YoloslimError(message)
+
+    def remove_refused_run(self) -> None:
+        """Remove the run folder (and the parents) this run created, when it holds nothing to resume from."""
+        if not self.created or (self.created[0] / "weights" / "last.pt").exists():
+            return
+        shutil.rmtree(self.created[0], ignore_errors=True)
+        for folder in self.created[1:]:  # deepest first; rmdir leaves a folder someone else has filled meanwhile
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        self.created = []
+
+    def train(self):
+        try:
+            with ultralytics_errors():
+                return super().train()
+        except BaseException as e:  # a refusal, Ultralytics' own error, Ctrl-C: nothing half-made is left behind
+            self.remove_refused_run()
+            if isinstance(e, KeyboardInterrupt) and self.last.exists():
+                LOGGER.warning(f"interrupted: continue with resume=True model={self.last}")
+            raise
 
     def setup_model(self):
         if isinstance(self.model, torch.nn.Module) or not str(self.model).lower().endswith(".pt"):
@@ -110,13 +156,19 @@ class SlimMixin:
 
     def get_model(self, cfg=None, weights=None, verbose=True):
         if not isinstance(weights, torch.nn.Module):
-            return super().get_model(cfg, weights, verbose)
+            given = cfg and guess_model_task(yaml_model_load(cfg) if isinstance(cfg, (str, Path)) else cfg)
+            if given and given != self.task:
+                self.refuse(wrong_task(type(self).__name__, self.task, given))
+            return self.checked_size(super().get_model(cfg, weights, verbose))
+        if MODEL_TASKS.get(type(weights)) != self.task:
+            self.refuse(wrong_task(type(self).__name__, self.task, MODEL_TASKS.get(type(weights))))
         head = weights.model[-1]
         if hasattr(head, "kpt_shape") and list(head.kpt_shape) != list(self.data.get("kpt_shape") or head.kpt_shape):
-            raise YoloslimError(
+            self.refuse(
                 f"the model's keypoints are kpt_shape {list(head.kpt_shape)}, the data's {self.data['kpt_shape']}; "
                 "a pruned pose model keeps its keypoint layout: train it on data with the same kpt_shape"
             )
+        self.checked_size(weights)
         fit_classes(weights, self.data["names"])
         # A checkpoint is saved with requires_grad=False (Ultralytics' strip_optimizer); the stock trainer would turn
         # each one back on with a warning line apiece (hundreds per run); freeze= still freezes as stock.
@@ -125,16 +177,92 @@ class SlimMixin:
                 param.requires_grad_(True)
         return weights
 
+    def checked_size(self, model):
+        """imgsz must be a multiple of the model's stride, the rule of every verb (Ultralytics would round it up)."""
+        try:
+            for size in self.args.imgsz if isinstance(self.args.imgsz, (list, tuple)) else [self.args.imgsz]:
+                check_stride(model, int(size))
+        except YoloslimError as e:
+            self.refuse(str(e))
+        return model
+
+
+def wrong_task(trainer: str, task: str, given: str | None) -> str:
+    right = TRAINERS.get(given, {}).get("sparse" if trainer.startswith("Sparse") else "slim")
+    what = f"{'an' if given == 'obb' else 'a'} {given} model" if given else "not a detect, segment, pose or obb model"
+    fix = f"use yoloslim.{right.__name__}" if right else "yoloslim trains detect, segment, pose and obb models"
+    return f"{trainer} trains {task} models; this is {what}: {fix}"
+
+
+def source_task(source) -> str | None:
+    """The task of the model file a trainer is given (None: not a file read here, e.g. an in-memory model's name)."""
+    path = str(source)
+    if path.endswith((".yaml", ".yml")):
+        with contextlib.suppress(Exception):  # not a model yaml: Ultralytics says so where it reads it
+            return guess_model_task(yaml_model_load(path))
+    if path.endswith(".pt") and Path(path).is_file():
+        return MODEL_TASKS.get(type(load_model(path)))
+    return None
+
+
+def new_run_folders(args) -> list[Path]:
+    """The run folder Ultralytics is about to create and its missing parents (deepest first); refused when it holds
+    the training's own input (exist_ok=True would overwrite it, as weights/best.pt over a best.pt given as model=)."""
+    planned = get_save_dir(args)
+    for key in ("model", "pretrained"):
+        value = getattr(args, key, None)
+        if isinstance(value, (str, Path)) and Path(value).is_file() and Path(value).resolve().is_relative_to(planned):
+            raise YoloslimError(
+                f"{key}={value} is inside {planned}, the run folder this training writes (its weights/, args.yaml "
+                "...): it could be overwritten; choose another name= or project=, or copy the input elsewhere"
+            )
+    return [p for p in [planned, *planned.parents] if not p.exists()]
+
+
+def check_resumable(resume) -> None:
+    """resume= of a run that finished (its optimizer stripped) or of a file that is not a run's last.pt: one line
+    here, before Ultralytics rewrites that run's args.yaml."""
+    if not isinstance(resume, (str, Path)):
+        return  # resume=True: Ultralytics finds the run (the verbs make it model=), or says it cannot
+    if not Path(resume).is_file():
+        raise YoloslimError(f"resume={resume} does not exist; give the interrupted run's weights/last.pt")
+    ckpt = load_checkpoint(resume)
+    if ckpt.get("epoch", -1) == -1 or ckpt.get("optimizer") is None:
+        raise YoloslimError(
+            f"resume={resume} is a finished run (or not a run's last.pt): nothing to resume; "
+            f"start a new training from it with model={resume} (without resume=)"
+        )
+
+
+@contextlib.contextmanager
+def ultralytics_errors():
+    """An error Ultralytics raises itself (its checks: optimizer=Foo, freeze=, resume=, a cfg value) becomes one
+    line; an error raised inside torch or elsewhere stays a traceback (a bug to report). verbose=True shows it."""
+    try:
+        yield
+    except (AssertionError, FileNotFoundError, NotImplementedError, RuntimeError, TypeError, ValueError) as e:
+        if isinstance(e, YoloslimError) or not e.__traceback__:
+            raise
+        frames = traceback.extract_tb(e.__traceback__)
+        if not Path(frames[-1].filename).resolve().is_relative_to(ULTRALYTICS_DIR):
+            raise
+        text = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", str(e)).split())  # one line, without terminal colours
+        raise YoloslimError(f"Ultralytics refused it: {text or type(e).__name__}") from e
+
 
 def fit_classes(model: torch.nn.Module, names: dict) -> None:
-    """Give the Detect head one class output per name, as Ultralytics does for a new dataset: the last 1x1 conv
-    of each class branch is rebuilt for len(names) outputs (rows of classes whose name it already had are kept);
-    every other layer keeps its width and weights."""
+    """Give the Detect head one class output per name of the data, as Ultralytics does for a new dataset: the last
+    1x1 conv of each class branch is rebuilt with the rows of the classes it already had moved to their new index,
+    by name, and fresh rows for new names; every other layer keeps its width and weights. A count kept but other
+    names or order is mapped too (by index the outputs would change meaning); names the model never had (Ultralytics'
+    placeholders 0, 1, ...) stay as they are when the count fits."""
     head = model.model[-1]
-    nc = len(names)
-    if head.nc == nc:
+    new = {int(k): str(v) for k, v in dict(names).items()}
+    old = {int(k): str(v) for k, v in dict(getattr(model, "names", None) or {}).items()}
+    placeholders = all(v == str(k) for k, v in old.items())
+    if head.nc == len(new) and (placeholders or old == new):
         return
-    old = {str(v): int(k) for k, v in dict(getattr(model, "names", None) or {}).items()}
+    nc, index = len(new), {name: i for i, name in sorted(old.items(), reverse=True)}  # a name's first index
     branches = [head.cv3] + ([head.one2one_cv3] if getattr(head, "one2one_cv3", None) is not None else [])
     for branch in branches:
         for level, seq in enumerate(branch):
@@ -142,19 +270,30 @@ def fit_classes(model: torch.nn.Module, names: dict) -> None:
             conv = torch.nn.Conv2d(last.in_channels, nc, 1).to(last.weight.device)
             with torch.no_grad():
                 conv.bias.fill_(math.log(5 / nc / (640 / float(head.stride[level])) ** 2))  # Detect.bias_init
-                for new_id, name in dict(names).items():
-                    if name in old and old[name] < last.out_channels:
-                        conv.weight[int(new_id)] = last.weight[old[name]]
-                        conv.bias[int(new_id)] = last.bias[old[name]]
+                for new_id, name in new.items():
+                    if index.get(name, last.out_channels) < last.out_channels:
+                        conv.weight[new_id] = last.weight[index[name]]
+                        conv.bias[new_id] = last.bias[index[name]]
             seq[-1] = conv
-    LOGGER.info(
-        f"yoloslim: the model detected {head.nc} classes, the data has {nc}: rebuilt the head's class outputs "
-        f"for {nc}; every other layer keeps its width and weights"
-    )
+    LOGGER.info(f"yoloslim: {class_mapping(old, new, head.nc)}; every other layer keeps its width and weights")
     head.nc, head.no = nc, nc + head.reg_max * 4
     model.nc, model.names = nc, dict(names)
     if isinstance(getattr(model, "yaml", None), dict):
         model.yaml["nc"] = nc
+
+
+def class_mapping(old: dict, new: dict, rows: int) -> str:
+    """What fit_classes did, in one line: the classes kept (and moved), started fresh and dropped, by name."""
+    index = {name: i for i, name in sorted(old.items(), reverse=True)}
+    kept = [name for name in new.values() if index.get(name, rows) < rows]
+    moved = [f"{name} {index[name]}->{i}" for i, name in new.items() if name in kept and index[name] != i]
+    fresh = [name for name in new.values() if name not in kept]
+    dropped = [name for i, name in old.items() if name not in new.values() and i < rows]
+    short = lambda items: ", ".join(items[:8]) + (f" and {len(items) - 8} more" if len(items) > 8 else "")  # noqa: E731
+    parts = [f"{len(kept)} kept" + (f" (moved: {short(moved)})" if moved else "")]
+    parts += [f"{len(fresh)} new, trained from scratch: {short(fresh)}"] if fresh else []
+    parts += [f"{len(dropped)} dropped: {short(dropped)}"] if dropped else []
+    return f"the head's {rows} class outputs mapped by name to the data's {len(new)} classes: " + "; ".join(parts)
 
 
 class SparseMixin(SlimMixin):
@@ -174,6 +313,7 @@ class SparseMixin(SlimMixin):
         unknown = sorted(set(settings) - set(SPARSE_DEFAULTS))
         if unknown:
             raise YoloslimError(f"SparseTrainer.using() takes {', '.join(SPARSE_DEFAULTS)}, not {', '.join(unknown)}")
+        settings = {**cls.settings, **settings}  # .using(sr=1).using(penalty="l1") keeps sr=1
         checked = check_sparse_settings(settings)
         # named as this class: the DDP launch file (cloudpickle) carries it with its settings
         return type(
@@ -440,6 +580,21 @@ def _run(kind: str, model, data, **kwargs) -> Path:
     module = load_model(model)  # one clear line for a missing, corrupt or unsupported model, before any work
     task = task_of(module)
     check(data, task=task)
+    if "imgsz" in kwargs:
+        check_stride(module, kwargs["imgsz"])
+    freeze, layers = kwargs.get("freeze"), len(module.model)
+    if isinstance(freeze, int) and freeze >= layers:
+        raise YoloslimError(
+            f"freeze={freeze} freezes all {layers} layers of the model, leaving nothing to train; "
+            f"give freeze=<{layers} (the first layers) or a list of layer indices"
+        )
+    outside = [i for i in freeze if isinstance(i, int) and i >= layers] if isinstance(freeze, list) else []
+    if outside:
+        raise YoloslimError(f"freeze= names layer {outside[0]}; the model has layers 0 to {layers - 1}")
+    if kwargs.get("resume") is True:  # Ultralytics would resume its latest run anywhere: resume model= instead
+        if not str(model).endswith(".pt") or isinstance(model, (torch.nn.Module, Model)):
+            raise YoloslimError("resume=True resumes model=, a run's weights/last.pt; give its path as model=")
+        kwargs["resume"] = str(model)
     in_memory = isinstance(model, (torch.nn.Module, Model))
     if isinstance(model, Model):
         name = model.ckpt_path or model.model_name
@@ -450,12 +605,20 @@ def _run(kind: str, model, data, **kwargs) -> Path:
     overrides = {"model": str(name), "data": str(data), "project": "runs/yoloslim", "exist_ok": False, **kwargs}
     overrides["task"] = task
     # Ultralytics puts a relative project under its own settings' runs_dir/<task>, not under the working folder
-    overrides["project"] = str(Path(overrides["project"]).resolve())
-    writable_dir(overrides["project"])
-    trainer = TRAINERS[task][kind](overrides=overrides)
-    if in_memory:  # as stock Model.train() does; setup_model() then keeps it
-        trainer.model = trainer.get_model(cfg=module.yaml, weights=copy.deepcopy(module))
-    trainer.train()
+    project = Path(overrides["project"]).resolve()
+    overrides["project"] = str(project)
+    missing = [p for p in [project, *project.parents] if not p.exists()]
+    writable_dir(project)
+    try:
+        trainer = TRAINERS[task][kind](overrides=overrides)
+        if in_memory:  # as stock Model.train() does; setup_model() then keeps it
+            trainer.model = trainer.get_model(cfg=module.yaml, weights=copy.deepcopy(module))
+        trainer.train()
+    except BaseException:  # the trainer removed the run folder it made; the project folder made here goes too
+        for folder in missing:  # deepest first; rmdir leaves one that holds anything
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     best = Path(trainer.best if Path(trainer.best).exists() else trainer.last)
     LOGGER.info(f"weights: {best}\nrun folder: {trainer.save_dir}")
     return best
