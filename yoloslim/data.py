@@ -6,8 +6,13 @@ Ultralytics' rules for what a dataset may hold (see image_problem and label_prob
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import glob
 import math
 import os
+import re
+import shutil
 import time
 from pathlib import Path
 
@@ -16,6 +21,7 @@ import numpy as np
 import yaml
 from PIL import Image
 from ultralytics import utils as ultralytics_utils
+from ultralytics.utils import LOGGER as ULTRALYTICS_LOGGER
 
 from . import YoloslimError
 from .args import verb
@@ -63,7 +69,7 @@ def synth(
         raise YoloslimError(f"task={task!r} is not one of {', '.join(TASKS)}")
     start = time.time()
     out = Path(out).expanduser().absolute()
-    with new_folder(out, overwrite) as partial:
+    with dataset_folder(out, overwrite) as partial:
         counts = {"objects": 0, "empty": 0, 0: 0, 1: 0}
         write_split(partial, "train", 0, train, imgsz, seed, counts, task)
         write_split(partial, "val", 1, val, imgsz, seed, counts, task)
@@ -79,6 +85,51 @@ def synth(
         f"{counts[1]} leaf; {counts['empty']} images without objects) to {out} in {time.time() - start:.1f}s"
     )
     return out / "data.yaml"
+
+
+@contextlib.contextmanager
+def dataset_folder(out, overwrite: bool = False, inputs=()):
+    """io.new_folder, whose hidden partial folder is also locked while it is filled: a run killed outright
+    (SIGKILL, power loss) leaves its partial folder behind, and the next run into the same out= removes those
+    that are clearly left over (named by new_folder for out=, their process gone, their lock free)."""
+    with new_folder(out, overwrite, inputs) as partial:
+        lock = os.open(partial, os.O_RDONLY)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            remove_left_over(partial)
+            yield partial
+        finally:
+            os.close(lock)
+
+
+def remove_left_over(partial: Path) -> None:
+    """Remove the partial (and replaced) folders killed runs left beside `partial`."""
+    name = re.fullmatch(r"\.(.+)\.partial-\d+", partial.name).group(1)
+    out = partial.parent / name
+    for other in partial.parent.glob(f".{glob.escape(name)}.*-*"):
+        kind, _, pid = other.name.removeprefix(f".{name}.").partition("-")
+        # a replaced dataset (.old-) only once its replacement is in place; a live process's folders never
+        if other == partial or not pid.isdigit() or kind not in ("partial", "old") or alive(int(pid)):
+            continue
+        if kind == "old" and not out.is_dir():
+            continue
+        with contextlib.suppress(OSError):
+            fd = os.open(other, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held by a run on another machine: left alone
+                shutil.rmtree(other)
+            finally:
+                os.close(fd)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def write_split(folder, split, split_id, count, imgsz, seed, counts, task="detect") -> None:
@@ -314,7 +365,7 @@ def check(data: str | Path | None = None, task: str | None = None) -> dict:
 
     task (detect, segment, pose, obb): also check that the labels are that task's (polygons, keypoints as the
     yaml's kpt_shape says, rotated boxes); None: boxes or polygons, as detection reads them."""
-    yaml_path, names, splits = read_dataset(data, task)
+    yaml_path, names, splits, _ = read_dataset(data, task)
     counts = {split: found for split, (found, _) in splits.items()}
     counts["names"] = names
 
@@ -328,9 +379,9 @@ def check(data: str | Path | None = None, task: str | None = None) -> dict:
     return counts
 
 
-def read_dataset(data, task: str | None = None) -> tuple[Path, dict[int, str], dict]:
-    """(data.yaml path, names, {split: (counts, [(image, label rows), ...])}) of the usable images, with a
-    warning for each kind of dropped one; YoloslimError when the dataset cannot be used at all."""
+def read_dataset(data, task: str | None = None) -> tuple[Path, dict[int, str], dict, dict]:
+    """(data.yaml path, names, {split: (counts, [(image, label rows), ...])}, the yaml) of the usable images, with
+    a warning for each kind of dropped one; YoloslimError when the dataset cannot be used at all."""
     if not data:
         raise YoloslimError("pass data=path/to/data.yaml, e.g. data=datasets/tea-synth/data.yaml")
     yaml_path = Path(data).expanduser()
@@ -364,9 +415,8 @@ def read_dataset(data, task: str | None = None) -> tuple[Path, dict[int, str], d
     names = parse_names(spec.get("names"), spec.get("nc"), yaml_path)
     root = dataset_root(spec, yaml_path)
     kpt_shape = spec.get("kpt_shape")
-    if task == "pose" and not (
-        isinstance(kpt_shape, list) and len(kpt_shape) == 2 and kpt_shape[0] >= 1 and kpt_shape[1] in (2, 3)
-    ):
+    valid = isinstance(kpt_shape, list) and len(kpt_shape) == 2 and all(isinstance(v, int) for v in kpt_shape)
+    if task == "pose" and not (valid and kpt_shape[0] >= 1 and kpt_shape[1] in (2, 3)):
         raise YoloslimError(
             f"{yaml_path} lacks kpt_shape: [keypoints, 2 or 3] (got {kpt_shape!r}); a pose dataset needs it, "
             "e.g. kpt_shape: [17, 3] for x, y, visible"
@@ -374,11 +424,42 @@ def read_dataset(data, task: str | None = None) -> tuple[Path, dict[int, str], d
     if task not in (None, *TASKS):
         raise YoloslimError(f"task={task!r} is not one of {', '.join(TASKS)}")
 
+    kpt_shape = kpt_shape if valid and kpt_shape[0] >= 1 and kpt_shape[1] in (2, 3) else None
     splits = {}
     for split in ("train", "val"):
         images = list_images(spec[split], root, split, yaml_path)
         splits[split] = check_split(images, names, split, yaml_path, root, task, kpt_shape)
-    return yaml_path, names, splits
+    unlabelled = {split: found.pop("unlabelled") for split, (found, _) in splits.items()}
+    if all(len(missing) == found["images"] for (found, _), missing in zip(splits.values(), unlabelled.values())):
+        image = splits["train"][1][0][0]
+        raise YoloslimError(
+            f"{yaml_path}: no label files found for any of its images; they were looked for where Ultralytics "
+            f"reads them, labels/ beside images/ (e.g. {label_path(image)} for {image}); put the .txt labels there"
+        )
+    for split, missing in unlabelled.items():
+        count = splits[split][0]["images"]
+        if len(missing) == count:
+            warn(f"{yaml_path} {split}: none of its {count} images has a label file (e.g. {missing[0]})")
+        elif missing:
+            warn(
+                f"{yaml_path} {split}: {len(missing)} of {count} images have no label file (e.g. {missing[0]}); "
+                "Ultralytics reads them as background images, with no objects"
+            )
+    if not splits["train"][0]["objects"]:
+        raise YoloslimError(
+            f"{yaml_path} train: none of its {splits['train'][0]['images']} images has a labelled object, so "
+            "there is nothing to learn; fill its label files (one 'class cx cy w h' row per object)"
+        )
+    if not splits["val"][0]["objects"]:
+        warn(f"{yaml_path} val: no image has a labelled object, so validation has nothing to score (mAP 0)")
+    train = {os.path.realpath(image) for image, _ in splits["train"][1]}
+    both = [image for image, _ in splits["val"][1] if os.path.realpath(image) in train]
+    if both:
+        warn(
+            f"{yaml_path}: {len(both)} image{'s' * (len(both) > 1)} in both train and val (e.g. {both[0]}), so "
+            "validation scores images the model was trained on"
+        )
+    return yaml_path, names, splits, spec
 
 
 def warn(text: str) -> None:
@@ -495,7 +576,7 @@ def image_problem(path: Path) -> str | None:
     without an end marker must decode in full (Ultralytics re-saves those; truncated ones fail)."""
 
     try:
-        with Image.open(path) as im:
+        with quiet_ultralytics(), Image.open(path) as im:
             im.verify()
             width, height = im.size
             kind = (im.format or "").lower()
@@ -511,8 +592,25 @@ def image_problem(path: Path) -> str | None:
                 with Image.open(path) as im:
                     im.load()
     except Exception as e:  # PIL raises many kinds for a bad file
-        return str(e).split("\n")[0] or type(e).__name__
+        return unreadable(e)
     return None
+
+
+def unreadable(e: Exception) -> str:
+    """Why PIL cannot read a file, in one line."""
+    if isinstance(e, ModuleNotFoundError):  # Ultralytics' retry with a HEIF plugin that is not installed
+        return "not an image PIL can identify"
+    return str(e).split("\n")[0] or type(e).__name__
+
+
+@contextlib.contextmanager
+def quiet_ultralytics():
+    """Ultralytics' PIL patch looks for a HEIF plugin at every file PIL cannot identify, in two log lines each."""
+    quiet, ULTRALYTICS_LOGGER.disabled = ULTRALYTICS_LOGGER.disabled, True
+    try:
+        yield
+    finally:
+        ULTRALYTICS_LOGGER.disabled = quiet
 
 
 def label_problem(fields: list[str], names, task: str | None = None, kpt_shape=None) -> tuple[str, str] | None:
@@ -568,17 +666,25 @@ def check_split(images, names, split, yaml_path, root, task=None, kpt_shape=None
         except ValueError:
             return path
 
+    # a pose dataset read for boxes: Ultralytics keeps each keypoint row's box
+    pose_length = 5 + kpt_shape[0] * kpt_shape[1] if kpt_shape else None
+    boxes_of_pose = task in (None, "detect") and pose_length is not None
+    unlabelled = []
     for image in images:
         problem = image_problem(image)
         if problem:
             dropped["image"].append(f"{shown(image)} ({problem})")
             continue
         label = label_path(image)
+        if not label.is_file():
+            unlabelled.append(shown(label))
         rows = label.read_text(encoding="utf-8-sig", errors="replace").splitlines() if label.is_file() else []
         rows = [(number, row.split()) for number, row in enumerate(rows, 1) if row.strip()]
-        found = ((number, label_problem(fields, names, task, kpt_shape)) for number, fields in rows)
+        as_task = lambda fields: "pose" if boxes_of_pose and len(fields) == pose_length else task  # noqa: E731
+        found = ((number, label_problem(fields, names, as_task(fields), kpt_shape)) for number, fields in rows)
         bad = next(((number, problem) for number, problem in found if problem), None)
-        if bad is None and task != "pose" and len({len(f) == 5 for _, f in rows}) > 1:
+        box_rows = {len(f) == 5 or (boxes_of_pose and len(f) == pose_length) for _, f in rows}
+        if bad is None and task != "pose" and len(box_rows) > 1:
             bad = (rows[0][0], ("mixed", "boxes and polygons"))
         if bad:
             number, (kind, detail) = bad
@@ -587,7 +693,9 @@ def check_split(images, names, split, yaml_path, root, task=None, kpt_shape=None
         usable.append((image, [fields for _, fields in rows]))
         backgrounds += not rows
         objects += len(rows)
-        zero_size += sum((len(f) == 5 or task == "pose") and (float(f[3]) <= 0 or float(f[4]) <= 0) for _, f in rows)
+        zero_size += sum(
+            (len(f) in (5, pose_length) or task == "pose") and (float(f[3]) <= 0 or float(f[4]) <= 0) for _, f in rows
+        )
 
     total = sum(len(v) for v in dropped.values())
     for kind, items in dropped.items():
@@ -606,4 +714,5 @@ def check_split(images, names, split, yaml_path, root, task=None, kpt_shape=None
         )
     if total:
         warn(f"{yaml_path} {split}: {total} of {len(images)} images dropped; training uses the other {len(usable)}")
-    return {"images": len(usable), "objects": objects, "backgrounds": backgrounds, "dropped": total}, usable
+    found = {"images": len(usable), "objects": objects, "backgrounds": backgrounds, "dropped": total}
+    return {**found, "unlabelled": unlabelled}, usable
