@@ -1,5 +1,6 @@
 """Training through the stock Ultralytics trainer: plain, offline, and sparse (a penalty on prunable gammas)."""
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -486,3 +487,16 @@ def test_interrupted_run_resumes_to_the_same_result(stage, tiny_data, tmp_path):
     gap = (end_resumed - end).norm()
     print(f"{stage}: resumed-to-whole {gap:.4f}, seed 1-to-whole {(end_seed1 - end).norm():.4f}")
     assert gap < 0.5 * (end_seed1 - end).norm()  # measured: 60x (sparse) and 5x (finetune) closer
+
+
+def test_the_ema_averages_over_a_short_run(tiny_data, tmp_path):
+    """Ultralytics' EMA time constant is 2000 steps: a short run would save its last step's weights, unaveraged."""
+    from yoloslim.trainer import EMA_DECAY, EMA_SPAN, EMA_TAU, TRAINERS
+
+    args = tiny_train_args(tmp_path, epochs=2, val=False)
+    trainer = TRAINERS["detect"]["slim"](overrides={"model": "yolov8n.yaml", "data": str(tiny_data), **args})
+    trainer.train()
+    steps = trainer.ema.updates
+    assert steps == 2 * 4  # 16 images in batches of 4, nbs 4: one optimizer step per batch
+    assert trainer.ema.decay(steps) == pytest.approx(EMA_DECAY * (1 - math.exp(-1 / EMA_SPAN)))
+    assert trainer.ema.decay(steps) > 0.9 > EMA_DECAY * (1 - math.exp(-steps / EMA_TAU))

@@ -175,7 +175,7 @@ def training_defaults(name: str) -> dict:
     from .trainer import FINETUNE_OPTIMIZER, SPARSE_LR0
 
     if name == "finetune":
-        optimizer = "{optimizer} at lr0={lr0} unless given (a gentle finetune)".format(**FINETUNE_OPTIMIZER)
+        optimizer = "{optimizer}, as plain training gets".format(**FINETUNE_OPTIMIZER)
         return {"optimizer": f"auto, SGD, AdamW, Adam, ... (default: {optimizer})"}
     if name == "sparse":
         return {"optimizer": f"auto, SGD, AdamW, ... (default: auto, which is SGD at lr0={SPARSE_LR0} here)"}

@@ -43,7 +43,7 @@ from .paired import holds, paired_difference, per_image
 from .plan import Plan
 from .pruning import past_zeros, prune
 from .slimming import zeroed_share_of
-from .trainer import FINETUNE_OPTIMIZER, SPARSE_LR0, check_sparse_settings, finetune, sparse, train
+from .trainer import EMA_SPAN, FINETUNE_OPTIMIZER, SPARSE_LR0, check_sparse_settings, finetune, sparse, train
 
 
 def banner(text: str) -> None:
@@ -163,6 +163,7 @@ def pipeline(
             "batch": batch,
             "nbs": nbs,
             "seed": seed,
+            "ema_span": EMA_SPAN,
         }
         if pretrain_epochs:
             made = {**made, "pretrain_epochs": pretrain_epochs}

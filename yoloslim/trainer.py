@@ -57,10 +57,13 @@ SPARSE_DEFAULTS = {"sr": None, "sr_schedule": "step", "sr_step": 0.6, "penalty":
 # optimizer=auto: SGD at a fifth of Ultralytics' from-scratch lr0, because sparse training continues a trained
 # model without warm-up; at 0.01, plain SGD alone cost yolov8n 0.015 mAP50-95 on the tree data (docs/sparsity.md).
 SPARSE_LR0 = 0.002
-# finetune, unless optimizer= is given: AdamW at a quarter of the lr Ultralytics' auto picks for short runs; at its
-# 0.002 a 4-epoch finetune lost mAP the pruned model had (yolov8s on the tree data: 0.045 pruned, 0.024 after;
-# at 0.0005: 0.069), docs/sparsity.md.
-FINETUNE_OPTIMIZER = {"optimizer": "AdamW", "lr0": 0.0005}
+# finetune, unless optimizer= is given: Ultralytics' own choice, as the baseline gets. Once the EMA averages
+# (below), 20 finetune epochs at auto's AdamW 0.002 beat the gentler 0.0005 that 4-epoch finetunes needed
+# (yolov5nu from COCO, pruned at 0.3: 0.171 against 0.143, baseline 0.152), docs/sparsity.md.
+FINETUNE_OPTIMIZER = {"optimizer": "auto"}
+# Ultralytics' ModelEMA: decay EMA_DECAY * (1 - exp(-steps / EMA_TAU)); yoloslim's trainers shorten the time
+# constant to EMA_SPAN of the run's steps (SlimMixin.fit_ema_to_run).
+EMA_DECAY, EMA_TAU, EMA_SPAN = 0.9999, 2000.0, 0.25
 SCHEDULES = ("constant", "linear", "step")
 PENALTIES = ("wide", "lowest", "l1")
 ULTRALYTICS_DIR = Path(ultralytics.__file__).resolve().parent
@@ -144,6 +147,25 @@ class SlimMixin:
             if isinstance(e, KeyboardInterrupt) and self.last.exists():
                 LOGGER.warning(f"interrupted: continue with resume=True model={self.last}")
             raise
+
+    def _setup_train(self):
+        super()._setup_train()
+        self.fit_ema_to_run()
+
+    def _load_checkpoint_state(self, ckpt):
+        super()._load_checkpoint_state(ckpt)  # resume and NaN recovery build a fresh ModelEMA
+        self.fit_ema_to_run()
+
+    def fit_ema_to_run(self) -> None:
+        """Ultralytics' EMA ramps its decay up with a time constant of 2000 optimizer steps, so in a run shorter
+        than that it barely averages: 20 epochs of 94 images (240 steps) end at decay 0.11, and the saved model
+        is whatever the last step left. The time constant is a quarter of the run's steps instead (capped at
+        Ultralytics' 2000), so the saved weights average about the run's last fifth (docs/sparsity.md)."""
+        if not self.ema or not getattr(self, "train_loader", None):
+            return
+        steps = self.epochs * math.ceil(len(self.train_loader) / max(round(self.args.nbs / self.batch_size), 1))
+        tau = min(EMA_TAU, max(EMA_SPAN * steps, 1.0))
+        self.ema.decay = lambda updates: EMA_DECAY * (1 - math.exp(-updates / tau))
 
     def setup_model(self):
         if isinstance(self.model, torch.nn.Module) or not str(self.model).lower().endswith(".pt"):
@@ -662,7 +684,7 @@ def finetune(model="slim.pt", data: str | Path = "datasets/tea-synth/data.yaml",
     """Finetune a pruned checkpoint at its slim width; best.pt/last.pt keep exactly its parameter count.
 
     On a dataset with other classes the head's class outputs are rebuilt for them (every other layer is kept).
-    Without optimizer=, it is AdamW at lr0=0.0005 (a gentle finetune; docs/sparsity.md)."""
+    Without optimizer=, it is Ultralytics' optimizer=auto, as plain training (the baseline) gets (docs/sparsity.md)."""
     if isinstance(model, (str, Path)) and not str(model).endswith(".pt"):
         raise YoloslimError(f"model={model} must be a pruned .pt checkpoint (made by 'yoloslim prune')")
     if "optimizer" not in kwargs:
