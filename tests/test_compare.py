@@ -42,8 +42,11 @@ def test_compare_two_models_in_one_table(tiny_data, tmp_path, capsys):
     assert pd.read_csv(out / "compare.csv").shape == table.shape
     capsys.readouterr()
 
-    # Finished pipelines are reused: a second call trains nothing, and runs= only tabulates.
-    again = compare(models="yolov8n.yaml,yolo11n.yaml", data=str(tiny_data), project=str(tmp_path), **TINY)
+    # Finished pipelines are reused: a second call (exist_ok: it replaces the table) trains nothing, and runs=
+    # only tabulates.
+    again = compare(
+        models="yolov8n.yaml,yolo11n.yaml", data=str(tiny_data), project=str(tmp_path), exist_ok=True, **TINY
+    )
     assert capsys.readouterr().out.count("[skip]") == 2 * 5
     pd.testing.assert_frame_equal(again, table)
     only = compare(runs=f"{out / 'yolov8n'},{out / 'yolo11n'}", project=str(tmp_path), name="tabulated")

@@ -227,6 +227,12 @@ BAD = [
     ("data synth out=/proc/nope/tea", "cannot write in /proc"),
     # round three: data convert, tile and check
     # round three: prune, budgets, sweep, compare and checkpoints
+    ("prune model={d}/good.pt gflops=1000", "the unpruned model is already within it"),
+    ("prune model={d}/good.pt params=1e9 imgsz=64", "the unpruned model is already within it"),
+    ("prune model={d}/good.pt speedup=1", "speedup=1 asks for no speedup"),
+    ("sweep model={d}/good.pt data={data} imgsz=64 project={d} name=prunedir", "already holds slim.pt; pass exist_ok"),
+    ("sweep model=yolov8n.yaml data={data} imgsz=64", "the model detects 80 classes, data= has 2"),
+    ("prune model={d}/good.pt plan={d}/prunedir/slim.pt", "not a yoloslim plan.json"),
     # round three: training, finetune, help and the command line
 ]
 MESSAGES = {}  # case -> its message, paths made relative: the rows of docs/errors.md

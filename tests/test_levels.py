@@ -32,16 +32,15 @@ def test_boundary_finds_a_level_next_to_one_that_fails():
 
 
 @pytest.mark.slow
-def test_max_drop_and_sweep_on_real_data(tiny_data, tmp_path):
+def test_sweep_on_real_data(tiny_data, tmp_path):
+    """The table and plot of a sweep. (The seeded model scores ~0, so there is no knee and max_drop refuses it:
+    tests/test_prune_hardening.py; scripts/bench_levels.py runs both on a trained sparse model.)"""
     model = build("yolov8n.yaml", nc=2)
-    result = yoloslim.prune(model, max_drop=0.0, data=tiny_data, val_imgsz=64, imgsz=64, save=False, verbose=False)
-    found = result.plan.settings["budget"]
-    assert found["budget"] == "max_drop" and found["unpruned"] - found["reached"] <= 0.0 and found["tried"] >= 2
-
     table = yoloslim.sweep(model, data=tiny_data, levels="0.3,0.6", imgsz=64, runs=3, project=tmp_path, name="sw")
     saved = pd.read_csv(tmp_path / "sw" / "sweep.csv")
     assert list(saved.level) == [0.0, 0.3, 0.6] and (tmp_path / "sw" / "sweep.png").stat().st_size > 0
-    assert (saved.gflops.diff().dropna() < 0).all() and (saved.latency_ms > 0).all() and saved.knee.sum() == 1
+    assert (saved.gflops.diff().dropna() < 0).all() and (saved.latency_ms > 0).all()
+    assert (saved.removed.diff().dropna() > 0).all() and saved.removed.iloc[0] == 0
     assert list(table.columns) == list(saved.columns)
 
 
@@ -49,7 +48,8 @@ def test_dry_run_shows_the_plan_and_writes_nothing(tmp_path, capsys):
     from yoloslim.cli import main
 
     assert main(["prune", "model=yolov8n.yaml", "ratio=0.5", "dry_run=True", f"project={tmp_path}"]) == 0
-    assert "pruned" in capsys.readouterr().out and not any(tmp_path.iterdir())
+    out = capsys.readouterr().out
+    assert "dry run: would prune" in out and "nothing was written" in out and not any(tmp_path.iterdir())
 
 
 def zero(model, share: float):

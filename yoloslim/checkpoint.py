@@ -56,7 +56,9 @@ def load_model(model, verbose: bool = False) -> nn.Module:
     m = candidate.float().cpu()
     if isinstance(ckpt.get("train_args"), dict):
         m.args = ckpt["train_args"]
-    return _check_task(m, str(path))
+    _check_task(m, str(path))
+    check_version(m, str(path), ckpt.get("version"))
+    return m
 
 
 def model_from_yaml(path, verbose: bool = False, nc: int | None = None) -> DetectionModel:
@@ -157,6 +159,13 @@ def load_checkpoint(path) -> dict:
         raise YoloslimError(f"{path} does not exist; check the path (your own weights go in weights/)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except ModuleNotFoundError as e:  # the pickle names classes of a package that is not installed here
+        raise YoloslimError(foreign_pickle(path, e.name or "")) from None
+    except AttributeError as e:  # "Can't get attribute 'X' on <module ...>": a class this Ultralytics lacks
+        raise YoloslimError(
+            f"{path} was saved with classes this Ultralytics {ultralytics_version} lacks ({e}); it was saved by "
+            "another Ultralytics version: load it with that one, or retrain from its yaml with this one"
+        ) from None
     except Exception as e:
         raise YoloslimError(
             f"{path} is not a readable PyTorch checkpoint (corrupt or truncated?): {type(e).__name__}"
@@ -168,7 +177,61 @@ def load_checkpoint(path) -> dict:
     return ckpt
 
 
+def foreign_pickle(path, module: str) -> str:
+    """What a checkpoint that pickles another package's classes is, from the first module it names."""
+    top = module.split(".")[0]
+    if top in ("models", "utils"):  # the ultralytics/yolov5 repository's layout (models/yolo.py, models/common.py)
+        return (
+            f"{path} is a checkpoint of the ultralytics/yolov5 repository (or a fork such as YOLOv7's): it needs that "
+            f"repository's own '{module}' module, not the ultralytics package; yoloslim does not support those yet: "
+            "convert it to an Ultralytics model, or use a YOLOv5u model (yolov5nu.yaml, yolov5nu.pt)"
+        )
+    return (
+        f"{path} pickles classes of the module '{module}', which is not installed here; install the package that "
+        "saved it, or give a checkpoint of the ultralytics package"
+    )
+
+
+# Attributes a module of this Ultralytics must have, and what an older one had instead: a checkpoint pickled by
+# that version loads (pickle restores its attributes) but its forward fails on the missing one.
+RENAMED = {"AAttn": ("qkv", ("qk", "v"), "8.3.x")}
+
+
+def check_version(model: nn.Module, what: str, saved_by: str | None) -> None:
+    """One line for a checkpoint whose modules were saved by an Ultralytics this one cannot run."""
+    by = f"Ultralytics {saved_by}" if saved_by else "another Ultralytics version"
+    for index, layer in enumerate(model.model):
+        for name, m in layer.named_modules():
+            rule = RENAMED.get(type(m).__name__)
+            if rule and not hasattr(m, rule[0]) and all(hasattr(m, a) for a in rule[1]):
+                raise YoloslimError(
+                    f"{what}: layer {index} ({type(layer).__name__}{', ' + name if name else ''}) is an "
+                    f"{type(m).__name__} of Ultralytics {rule[2]} (separate {' and '.join(rule[1])} convs, not "
+                    f"{rule[0]}); the installed Ultralytics {ultralytics_version} cannot run it either: use it with "
+                    f"Ultralytics {rule[2]}, or retrain from its yaml with {ultralytics_version}"
+                )
+    side = 2 * int(max(model.stride.tolist()))
+    training = model.training
+    try:  # any other attribute the installed forward expects and the pickled module lacks
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, (getattr(model, "yaml", None) or {}).get("channels", 3), side, side))
+    except AttributeError as e:
+        raise YoloslimError(
+            f"{what} was saved by {by} and does not run on the installed Ultralytics {ultralytics_version} ({e}); "
+            "load it with the version that saved it, or retrain from its yaml with this one"
+        ) from None
+    except RuntimeError as e:  # e.g. a conv whose weights do not fit its input: edited or pruned by another tool
+        raise YoloslimError(
+            f"{what} does not run: its layers do not fit together ({str(e).splitlines()[0][:200]}); give the "
+            "checkpoint as Ultralytics training saved it"
+        ) from None
+    finally:
+        model.train(training)
+
+
 def _check_task(model: nn.Module, what: str) -> nn.Module:
+    if type(model).__module__.split(".")[0] in ("models", "utils"):  # run where a yolov5 clone's models/ imports
+        raise YoloslimError(foreign_pickle(what, type(model).__module__))
     if type(model) not in SUPPORTED:
         refuse(type(model).__name__, what)
     head = type(model.model[-1]).__name__

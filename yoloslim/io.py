@@ -7,6 +7,9 @@
   other's files; the second is refused with one line.
 - new_folder: fill a hidden sibling and rename it into place at the end, so a crash or Ctrl-C never leaves
   half a dataset.
+- output_set: fill a hidden folder inside an owned output folder and move its files into place together, so an
+  interrupted verb leaves its old outputs or its new ones, never some of each (plan.json without slim.pt).
+- refuse_existing: an output folder that already holds a verb's results is replaced only with exist_ok=True.
 """
 
 from __future__ import annotations
@@ -16,12 +19,15 @@ import errno
 import fcntl
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from pathlib import Path
 
 from . import YoloslimError
 
 LOCK_NAME = ".yoloslim.lock"
+PARTIAL_PREFIX = ".yoloslim-partial-"  # output_set's staging folders
 
 
 def file_mode() -> int:
@@ -153,3 +159,48 @@ def new_folder(out, overwrite: bool = False, inputs=()):
         shutil.rmtree(previous)
     elif previous.exists():
         previous.unlink()
+
+
+@contextlib.contextmanager
+def output_set(folder, last: str | None = None):
+    """Yield a hidden staging folder inside `folder` (which the caller holds with owned()); when the block ends,
+    every file written there is moved into `folder` (`last` moved last: the file that marks the set done), with
+    Ctrl-C and SIGTERM held off until the moves are done. On any error or interrupt the staging folder is removed
+    and `folder` keeps what it had. Staging folders left by a killed run (SIGKILL) are removed here: under the
+    lock no other run can be writing them."""
+    folder = Path(folder)
+    for stale in folder.glob(f"{PARTIAL_PREFIX}*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=PARTIAL_PREFIX, dir=folder))
+    try:
+        yield staging
+        files = sorted(staging.iterdir(), key=lambda p: p.name == last)
+        held = threading.current_thread() is threading.main_thread()
+        if held:  # a signal arriving now is delivered after the moves, so the set is never half in place
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            for f in files:
+                os.replace(f, folder / f.name)
+        except OSError as e:
+            raise cannot_write(folder / f.name, e) from None
+        finally:
+            if held:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def refuse_existing(folder, exist_ok: bool, results=None) -> None:
+    """Refuse to replace a verb's earlier results in `folder` unless exist_ok: any of `results` (file names), or
+    with results=None anything at all but the lock and staging folders."""
+    folder = Path(folder)
+    if exist_ok or not folder.is_dir():
+        return
+    held = sorted(
+        p.name
+        for p in folder.iterdir()
+        if (p.name in results if results is not None else p.name != LOCK_NAME and not p.name.startswith(PARTIAL_PREFIX))
+    )
+    if held:
+        shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+        raise YoloslimError(f"{folder} already holds {shown}; pass exist_ok=True to replace it, or name=<new folder>")

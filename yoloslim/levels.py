@@ -11,17 +11,70 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import yaml
 from torch import nn
 from ultralytics import YOLO
 from ultralytics.utils import LOGGER as ULTRALYTICS
 
 from . import YoloslimError
 from .checkpoint import save_checkpoint
+from .log import LOGGER
 from .measure import layer_stats
 from .onnx_export import export_with_report
 from .slimming import pruned_copy
 
 GRID = [round(i / 100, 2) for i in range(1, 100)]
+# mAP50-95 below this: the model finds next to nothing on the data, so no level can lose accuracy and a drop limit
+# picks a meaningless level (an untrained model, or data that is not the model's)
+MIN_SCORE = 0.01
+UNITS = {"gflops": "GFLOPs", "params": "parameters", "latency_ms": "ms", "speedup": "ms"}
+
+
+def check_fits(model: nn.Module, data, names: dict | None = None) -> None:
+    """Validation compares the model's outputs with data's labels by index: refuse a model whose class count or
+    keypoint layout is not the data's (its mAP would mean nothing, or Ultralytics' validator fails), before any work.
+    names: the data's class names, as yoloslim.data.check returns them."""
+    path = Path(data)
+    path = path / "data.yaml" if path.is_dir() else path
+    spec = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
+    head = model.model[-1]
+    kpt = spec.get("kpt_shape")
+    if hasattr(head, "kpt_shape") and kpt is not None and list(head.kpt_shape) != list(kpt):
+        raise YoloslimError(
+            f"the model's keypoints are kpt_shape {list(head.kpt_shape)}, the data's {list(kpt)}; validation compares "
+            "them point by point: give data with the model's kpt_shape"
+        )
+    if names is None:
+        return
+    nc = int(getattr(head, "nc", len(names)))
+    if nc != len(names):
+        raise YoloslimError(
+            f"the model detects {nc} classes, data= has {len(names)}: validation compares class ids, so its mAP would "
+            "mean nothing; validate on the data it was trained on, or finetune it on this data first"
+        )
+    own = {int(k): str(v) for k, v in dict(getattr(model, "names", None) or {}).items()}
+    numbered = all(v in (str(k), f"class{k}", f"class_{k}") for k, v in own.items())  # built from a yaml: no names
+    if own and not numbered and own != dict(names):
+        LOGGER.warning(
+            f"warning: the model's classes ({', '.join(own.values())}) are not data='s ({', '.join(names.values())}); "
+            "validation compares them by id"
+        )
+
+
+def meaningless_drop(reference: float, max_drop: float) -> str | None:
+    """Why a drop limit cannot choose a level on this model (None when it can)."""
+    if reference < MIN_SCORE:
+        return (
+            f"the unpruned model scores mAP50-95 {reference:.4f} on data= (below {MIN_SCORE}): it finds next to "
+            "nothing there, so every level 'keeps' its accuracy; train it on this data first, or check that data= is "
+            "the data it was trained on"
+        )
+    if reference <= max_drop:
+        return (
+            f"max_drop={max_drop:g} is at least the unpruned model's mAP50-95 ({reference:.4f}): every level meets it; "
+            "give a smaller max_drop"
+        )
+    return None
 
 
 def size(model: nn.Module, imgsz: int) -> dict:
@@ -116,9 +169,11 @@ def find_level(
     (onnxruntime CPU at imgsz: the lowest level that is that fast), max_drop= (mAP50-95 on data at val_imgsz:
     the highest level whose pruned model loses at most that much against the unpruned one)."""
     ((key, value),) = budget.items()
-    top = highest_valid(model, **plan_args)
-    levels = [lv for lv in GRID if lv <= top]
     measured = {}
+
+    def valid_levels() -> list[float]:  # after the checks of the unpruned model: this prunes several times
+        top = highest_valid(model, **plan_args)
+        return [lv for lv in GRID if lv <= top]
 
     def at(level) -> nn.Module:
         return pruned_copy(model, level, **plan_args)[0]
@@ -131,7 +186,10 @@ def find_level(
         reference = size(model, imgsz)[key]
         fits = lambda level: measured.setdefault(level, measure(level)) <= value  # noqa: E731
         what = f"{key}={value:g}"
+        target = value
     elif key in ("latency_ms", "speedup"):
+        if key == "speedup" and value <= 1:
+            raise YoloslimError(f"speedup={value:g} asks for no speedup: the unpruned model is already within it")
         base = latency_ms(model, imgsz)
         target = value if key == "latency_ms" else base / value
         reference = base
@@ -139,6 +197,10 @@ def find_level(
         what = f"{key}={value:g} ({target:.1f} ms against {base:.1f} ms unpruned, onnxruntime CPU at {imgsz})"
     else:  # max_drop
         reference = accuracy(model, data, val_imgsz, batch)["mAP50-95"]
+        why = meaningless_drop(reference, value)
+        if why:
+            raise YoloslimError(f"max_drop={value:g} cannot choose a level: {why}")
+        levels = valid_levels()
         keeps = (
             lambda level: reference
             - measured.setdefault(  # noqa: E731
@@ -161,6 +223,12 @@ def find_level(
             "tried": len(measured),
             "val_imgsz": val_imgsz,
         }
+    if reference <= target:  # pruning would only lose accuracy for nothing
+        raise YoloslimError(
+            f"{what}: the unpruned model is already within it ({reference:.4g} {UNITS[key]} at {imgsz} px); "
+            "nothing was pruned or written: give a tighter budget, or use the model as it is"
+        )
+    levels = valid_levels()
     # sizes and latency fall as the level rises: the lowest level that fits is a boundary of "does not fit"
     if not fits(levels[-1]):
         raise YoloslimError(

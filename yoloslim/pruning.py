@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import math
 import tempfile
 from dataclasses import dataclass
+from inspect import signature
 from pathlib import Path
 
 import pandas as pd
@@ -16,12 +19,13 @@ from . import YoloslimError
 from .args import verb
 from .checkpoint import check_stride, load_model, save_checkpoint, task_of
 from .data import check
-from .io import atomic_write_text, owned
-from .levels import find_level
+from .io import atomic_write_text, output_set, owned
+from .levels import check_fits, find_level
 from .log import LOGGER
 from .measure import layer_table
-from .plan import MAX_GROUP_RATIO, Plan, make_plan, removal_stats
+from .plan import MAX_GROUP_RATIO, Plan, fingerprint, keep_floor, make_plan, removal_stats, resolve
 from .slimming import graph_of, prune_in_place
+from .trainer import TRAINERS
 
 
 @dataclass
@@ -44,11 +48,18 @@ class PruneResult:
         if self.slim:
             return YOLO(str(self.slim))
         with tempfile.TemporaryDirectory(prefix="yoloslim-") as tmp:  # YOLO loads from a file; it keeps the module
-            return YOLO(str(save_checkpoint(self.model, Path(tmp) / "slim.pt")))
+            yolo = YOLO(str(save_checkpoint(self.model, Path(tmp) / "slim.pt")))
+        # That file is gone now: Ultralytics names what it writes after it (export: slim.onnx beside it), so point
+        # it at the current folder, where a stock YOLO("x.yaml") writes too; there is no file to resume from.
+        yolo.model.pt_path = yolo.overrides["model"] = "slim.pt"
+        yolo.ckpt_path = None
+        return yolo
 
 
 BUDGETS = ("gflops", "params", "latency_ms", "speedup", "max_drop")
 DESTRUCTIVE_SHARE = 0.1  # removed |gamma| above this share of the kept median: the prune is not of zeros
+OUTPUTS = ("slim.pt", "plan.json", "layers.csv", "channels.png")  # what a prune writes; slim.pt last marks it done
+SHORTFALL = 0.01  # a prune that removes less than asked by more than this share of the channels says so (a grid step)
 
 
 @verb("prune")
@@ -98,74 +109,176 @@ def prune(
         )
     if "max_drop" in budgets and not data:
         raise YoloslimError("max_drop= needs data= (a data.yaml to validate on)")
-    if data:
-        check(data, task=task_of(model))
     plan_args = {"min_keep": min_keep, "round_to": round_to, "max_group_ratio": max_group_ratio}
-    found = None
-    if budgets:
-        found = find_level(model, budgets, imgsz, data=data, val_imgsz=val_imgsz, **plan_args)
-        ratio = found["level"]
-        LOGGER.info(
-            f"{next(iter(budgets))}={found['value']:g}: level {ratio:g} reaches {found['reached']:.4g} "
-            f"(unpruned {found['unpruned']:.4g}; {found['tried']} levels tried)"
-        )
-    graph = graph_of(model)
-    before = copy.deepcopy(model)
-    if plan is None:
-        plan = make_plan(graph, ratio=ratio, threshold=threshold, **plan_args)
-        if plan.removed == 0:
-            asked = f"ratio={ratio:g}" if ratio is not None else f"threshold={threshold:g}"
-            raise YoloslimError(
-                f"{asked} removes no channel (after min_keep={min_keep} and round_to={round_to}); "
-                "give a larger ratio or threshold"
+    settings = {**plan_args, "data": data, "val_imgsz": val_imgsz, "project": project, "name": name}
+    settings["exist_ok"] = exist_ok
+    if plan is not None:
+        ignored(settings, ("min_keep", "round_to", "max_group_ratio"), "plan= keeps the channels the plan lists")
+    if "max_drop" not in budgets:
+        ignored(settings, ("data", "val_imgsz"), "only max_drop= validates")
+    if dry_run or not save:
+        writes = "dry_run=True writes nothing" if dry_run else "save=False writes nothing"
+        ignored(settings, ("project", "name", "exist_ok"), writes)
+    plan_file = plan if isinstance(plan, (str, Path)) else None
+    if plan_file is not None:
+        plan = Plan.load(plan_file)
+    save_dir = Path(project) / name if save and not dry_run else None
+    with owned(save_dir) if save_dir else contextlib.nullcontext():
+        if save_dir:  # before any work: a long budget search must not end in "already holds a slim.pt"
+            check_outputs(save_dir, exist_ok, (source, plan_file))
+        if "max_drop" in budgets:
+            check_fits(model, data, check(data, task=task_of(model))["names"])
+        found = None
+        if budgets:
+            found = find_level(model, budgets, imgsz, data=data, val_imgsz=val_imgsz, **plan_args)
+            ratio = found["level"]
+            LOGGER.info(
+                f"{next(iter(budgets))}={found['value']:g}: level {ratio:g} reaches {found['reached']:.4g} "
+                f"(unpruned {found['unpruned']:.4g}; {found['tried']} levels tried)"
             )
-        if found:
-            plan.settings["budget"] = found
-    elif not isinstance(plan, Plan):
-        plan = Plan.load(plan)
-    warn_if_destructive(graph, plan)
-    prune_in_place(model, graph, plan, compensate=compensate)
-    layers = layer_table(before, model, imgsz)
-
-    save_dir = None
-    if save and not dry_run:
-        save_dir = Path(project) / name
-        if isinstance(source, (str, Path)) and Path(source).resolve() == (save_dir / "slim.pt").resolve():
-            raise YoloslimError(f"refusing to overwrite the input {source}; choose another project/name")
-        with owned(save_dir):
-            if (save_dir / "slim.pt").exists() and not exist_ok:
+        graph = graph_of(model)
+        before = copy.deepcopy(model)
+        if plan is None:
+            plan = make_plan(graph, ratio=ratio, threshold=threshold, **plan_args)
+            if plan.removed == 0:
+                asked = f"ratio={ratio:g}" if ratio is not None else f"threshold={threshold:g}"
                 raise YoloslimError(
-                    f"{save_dir} already holds a slim.pt; pass exist_ok=True to replace it, or name=<new folder>"
+                    f"{asked} removes no channel (after min_keep={min_keep} and round_to={round_to}); "
+                    "give a larger ratio or threshold"
                 )
+            if found:
+                plan.settings["budget"] = found
+            else:
+                warn_if_short(graph, plan, ratio, threshold)
+        else:
+            check_plan(graph, plan)  # before the warning below reads the plan's indices
+        warn_if_destructive(graph, plan)
+        prune_in_place(model, graph, plan, compensate=compensate)
+        layers = layer_table(before, model, imgsz)
+
+        if save_dir:
             from .report import plot_channels  # deferred: report loads matplotlib, only needed when a plot is drawn
 
-            plan.save(save_dir / "plan.json")
-            write_table(layers, save_dir / "layers.csv")
-            plot_channels(before, model, save_dir / "channels.png")
-            save_checkpoint(
-                model,
-                save_dir / "slim.pt",
-                plan=str(save_dir / "plan.json"),  # last: marks done
-                source=str(source) if isinstance(source, (str, Path)) else type(source).__name__,
-            )
+            with output_set(save_dir, last="slim.pt") as staging:  # all four or none, even on Ctrl-C
+                plan.save(staging / "plan.json")
+                write_table(layers, staging / "layers.csv")
+                plot_channels(before, model, staging / "channels.png")
+                save_checkpoint(
+                    model,
+                    staging / "slim.pt",
+                    plan=str(save_dir / "plan.json"),
+                    source=str(source) if isinstance(source, (str, Path)) else type(source).__name__,
+                )
     if verbose:
-        LOGGER.info(layers.to_string(index=False))
-        total = layers.iloc[-1]
-        LOGGER.info(
-            f"pruned {plan.removed}/{plan.prunable} prunable channels "
-            f"(threshold |gamma| {plan.settings.get('threshold_used', float('nan')):.4g}): "
-            f"params {int(total.params_before):,} -> "
-            f"{int(total.params_after):,}, GFLOPs {total.gflops_before:.2f} -> {total.gflops_after:.2f} at {imgsz}"
-        )
-        if save_dir:
-            slim = save_dir / "slim.pt"
-            LOGGER.info(
-                f"saved {slim}, plan.json, layers.csv, channels.png in {save_dir}\n"
-                f"train it at its slim width: yoloslim finetune model={slim} data=... (in Python: "
-                f"YOLO('{slim}').train(data=..., trainer=yoloslim.SlimTrainer); a plain YOLO(...).train() "
-                "rebuilds the model from its yaml at full width)"
-            )
+        report(plan, graph, layers, imgsz, save_dir, dry_run, task_of(model), Path(project) / name)
     return PruneResult(model, plan, layers, save_dir)
+
+
+def ignored(settings: dict, keys, why: str) -> None:
+    """One warning line per argument given (not at its default) that this prune does not use."""
+    for key in keys:
+        default = PRUNE_DEFAULTS[key]
+        if settings[key] != default and not (key == "data" and not settings[key]):
+            LOGGER.warning(f"warning: {key}={settings[key]} is ignored: {why}")
+
+
+def check_outputs(save_dir: Path, exist_ok: bool, inputs) -> None:
+    """Refuse to write over an input (model=, plan=) or, without exist_ok, over an earlier prune's slim.pt."""
+    for value in inputs:
+        if isinstance(value, (str, Path)) and any(Path(value).resolve() == (save_dir / f).resolve() for f in OUTPUTS):
+            raise YoloslimError(f"refusing to overwrite the input {value}; choose another project/name")
+    if (save_dir / "slim.pt").exists() and not exist_ok:
+        raise YoloslimError(
+            f"{save_dir} already holds a slim.pt; pass exist_ok=True to replace it, or name=<new folder>"
+        )
+
+
+def check_plan(graph, plan: Plan) -> None:
+    """One line for a plan that is not this model's, naming a group that differs, before anything reads it."""
+    sizes = {g.name: g.size for g in graph.groups() if not g.frozen_reasons}
+    kept = [i for k in plan.kept.values() for i in k]
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in [*kept, *plan.sizes.values()]):
+        raise YoloslimError(
+            "the plan's channel indices and sizes must be whole numbers; make a new plan with 'yoloslim prune'"
+        )
+    if plan.fingerprint != fingerprint(graph):
+        differ = [n for n in plan.sizes if sizes.get(n) != plan.sizes[n]] + [n for n in sizes if n not in plan.sizes]
+        where = ""
+        if differ:
+            n = differ[0]
+            here = f"{sizes[n]} here" if n in sizes else "no such prunable group here"
+            there = f"{plan.sizes[n]} channels in the plan" if n in plan.sizes else "not in the plan"
+            where = f" ({len(differ)} channel groups differ, e.g. {n}: {there}, {here})"
+        raise YoloslimError(
+            f"the plan was made for a different architecture than this model{where}; "
+            "make a new plan for it with 'yoloslim prune'"
+        )
+    resolve(graph, plan)
+
+
+def warn_if_short(graph, plan: Plan, ratio, threshold) -> None:
+    """One warning line when the per-group floors kept much of what a ratio or threshold asked to remove."""
+    held, asked = held_by_floors(graph, plan, ratio, threshold)
+    if held > SHORTFALL * plan.prunable:
+        s = plan.settings
+        LOGGER.warning(
+            f"warning: {asked} could not be reached: min_keep={s['min_keep']} and max_group_ratio="
+            f"{s['max_group_ratio']:g} keep {held} of the channels it would remove; removed {plan.removed}/"
+            f"{plan.prunable} ({plan.removed / plan.prunable:.0%}) instead; lower min_keep or raise max_group_ratio "
+            "to remove more"
+        )
+
+
+def held_by_floors(graph, plan: Plan, ratio=None, threshold=None) -> tuple[int, str]:
+    """(channels the per-group floors min_keep and max_group_ratio kept of those the cut chose, the cut in words).
+    The cut is make_plan's: the lowest `ratio` of all channels, or all below `threshold`. round_to and equal split
+    halves keep a little more too, as asked and as the blocks need; they are not counted."""
+    groups = [g for g in graph.groups() if g.name in plan.kept]
+    scores = torch.cat([g.importance() for g in groups])
+    if ratio is not None:
+        cut = torch.zeros(len(scores), dtype=torch.bool)
+        cut[torch.argsort(scores, stable=True)[: int(ratio * len(scores))]] = True
+        asked = f"ratio={ratio:g} ({int(cut.sum())} of {len(scores)} channels)"
+    else:
+        cut = scores < threshold
+        asked = f"threshold={threshold:g} ({int(cut.sum())} channels below it)"
+    s, held, start = plan.settings, 0, 0
+    for g in groups:
+        want = g.size - int(cut[start : start + g.size].sum())
+        start += g.size
+        floor = max(keep_floor(g.size, s["min_keep"]), math.ceil((1 - s["max_group_ratio"]) * g.size - 1e-9))
+        held += max(0, min(floor, g.size) - want)
+    return held, asked
+
+
+def report(plan, graph, layers, imgsz, save_dir, dry_run, task, would_be) -> None:
+    LOGGER.info(layers.to_string(index=False))
+    if dry_run:
+        groups = pd.DataFrame(
+            [
+                {"group": n, "channels": plan.sizes[n], "kept": len(k), "removed": plan.sizes[n] - len(k)}
+                for n, k in plan.kept.items()
+            ]
+        )
+        LOGGER.info(groups.to_string(index=False))
+    total = layers.iloc[-1]
+    LOGGER.info(
+        f"{'dry run: would prune' if dry_run else 'pruned'} {plan.removed}/{plan.prunable} prunable channels "
+        f"(threshold |gamma| {plan.settings.get('threshold_used', float('nan')):.4g}): "
+        f"params {int(total.params_before):,} -> "
+        f"{int(total.params_after):,}, GFLOPs {total.gflops_before:.2f} -> {total.gflops_after:.2f} at {imgsz}"
+    )
+    if dry_run:
+        LOGGER.info(f"dry run: nothing was written (without dry_run=True: {', '.join(OUTPUTS)} in {would_be})")
+    elif save_dir:
+        slim = save_dir / "slim.pt"
+        trainer = TRAINERS[task]["slim"].__name__
+        LOGGER.info(
+            f"saved {slim}, plan.json, layers.csv, channels.png in {save_dir}\n"
+            f"train it at its slim width: yoloslim finetune model={slim} data=... (in Python: "
+            f"YOLO('{slim}').train(data=..., trainer=yoloslim.{trainer}); a plain YOLO(...).train() "
+            "rebuilds the model from its yaml at full width)"
+        )
 
 
 def warn_if_destructive(graph, plan: Plan) -> None:
@@ -186,6 +299,9 @@ def past_zeros(removed_max: float, kept_median: float) -> bool:
     """Whether a prune removes channels that are not near zero: its largest removed importance is above
     DESTRUCTIVE_SHARE of the kept channels' median (plan.json's removed_importance_max, kept_importance_median)."""
     return kept_median > 0 and removed_max > DESTRUCTIVE_SHARE * kept_median
+
+
+PRUNE_DEFAULTS = {k: p.default for k, p in signature(prune).parameters.items()}
 
 
 def write_table(table: pd.DataFrame, path: Path) -> None:

@@ -7,6 +7,7 @@ pipeline folders that already exist without training anything.
 
 from __future__ import annotations
 
+from inspect import signature
 from pathlib import Path
 
 import pandas as pd
@@ -15,10 +16,11 @@ from . import YoloslimError
 from .args import as_list, verb
 from .flow import banner
 from .flow import pipeline as pipeline_verb
-from .io import atomic_write_text, owned
+from .io import atomic_write_text, output_set, owned, refuse_existing
 from .log import LOGGER
 
 MEASURES = ("mAP50", "mAP50-95")
+RESULTS = ("compare.csv", "compare.md", "compare.png")
 
 
 def family(model: str) -> str:
@@ -83,6 +85,7 @@ def compare(
     runs: str | list | None = None,
     project: str = "runs/yoloslim",
     name: str = "compare",
+    exist_ok: bool = False,
     **pipeline_args,
 ):
     """Several models x prune levels in one table and plots: a resumable pipeline per model, then
@@ -91,6 +94,8 @@ def compare(
     Level 0 rows are the unpruned baselines; "final" is the model a user would ship at that level
     (the baseline at 0, the finetuned slim model otherwise). runs=: tabulate finished pipeline folders
     instead of training. Any other argument goes to each pipeline ('yoloslim help pipeline').
+    exist_ok: replace an earlier comparison's compare.csv, .md and .png in project/name (the pipelines of an
+    interrupted one are resumed without it).
     """
 
     out = Path(project) / name
@@ -98,9 +103,16 @@ def compare(
     for f in folders:
         if not (f / "report.csv").exists():
             raise YoloslimError(f"{f} has no report.csv; give runs= pipeline folders (made by 'yoloslim pipeline')")
+    if folders:  # runs= tabulates finished pipelines: what would configure new ones is not used
+        given = {"models": models, "levels": levels, **pipeline_args}
+        for key, value in given.items():
+            shown = ",".join(as_list(value)) if isinstance(value, (list, tuple)) else value
+            if key not in COMPARE_DEFAULTS or as_list(value) != as_list(COMPARE_DEFAULTS[key]):
+                LOGGER.warning(f"warning: {key}={shown} is ignored: runs= tabulates pipelines that are already done")
     names = as_list(models)
     folder_names = run_names(names)
     with owned(out):
+        refuse_existing(out, exist_ok, RESULTS)
         if not folders:
             for i, (model, folder) in enumerate(zip(names, folder_names), 1):
                 banner(f"compare: model {i}/{len(names)}: {model}")
@@ -111,13 +123,17 @@ def compare(
         for f in folders:
             rows += summarize(f.name, pd.read_csv(f / "report.csv"))
         table = pd.DataFrame(rows)
-        atomic_write_text(out / "compare.csv", table.to_csv(index=False))
         shown = table.drop(columns=["family"])
-        atomic_write_text(out / "compare.md", shown.to_markdown(index=False, floatfmt=".4g") + "\n")
-        plot_compare(table, out / "compare.png")
+        with output_set(out, last="compare.csv") as staging:  # the three files or none
+            atomic_write_text(staging / "compare.csv", table.to_csv(index=False))
+            atomic_write_text(staging / "compare.md", shown.to_markdown(index=False, floatfmt=".4g") + "\n")
+            plot_compare(table, staging / "compare.png")
     LOGGER.info(shown.to_markdown(index=False, floatfmt=".4g"))
     LOGGER.info(f"\ncomparison: {out / 'compare.md'}, {out / 'compare.csv'}, {out / 'compare.png'}")
     return table
+
+
+COMPARE_DEFAULTS = {k: p.default for k, p in signature(compare).parameters.items()}
 
 
 def plot_compare(table, path) -> Path:

@@ -12,13 +12,14 @@ from . import YoloslimError
 from .args import as_list, verb
 from .checkpoint import check_stride, load_model, task_of
 from .data import check
-from .io import atomic_write_text, owned
+from .io import atomic_write_text, output_set, owned, refuse_existing
 from .latency import interleaved_latency
-from .levels import accuracy, size
+from .levels import accuracy, check_fits, meaningless_drop, size
 from .log import LOGGER
 from .onnx_export import export_with_report
-from .plan import MAX_GROUP_RATIO
-from .slimming import pruned_copy
+from .plan import MAX_GROUP_RATIO, make_plan
+from .pruning import SHORTFALL, held_by_floors
+from .slimming import graph_of, pruned_copy
 
 DEFAULT_LEVELS = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"
 
@@ -38,33 +39,36 @@ def sweep(
     threads: int = 1,
     project: str = "runs/yoloslim",
     name: str = "sweep",
+    exist_ok: bool = False,
 ) -> pd.DataFrame:
     """Prune at each level without finetune and write sweep.csv and sweep.png in project/name.
 
-    Per level: mAP50 and mAP50-95 on data's val split at imgsz, params, GFLOPs at imgsz and onnxruntime CPU
-    latency (median of `runs`, the levels timed in turn so load hits them alike). The knee is the last level
-    whose pruned mAP50-95 and every lower level's stay within max_drop of the unpruned model: prune there
-    (and finetune) or below. min_keep, round_to, max_group_ratio: as for prune."""
+    Per level: mAP50 and mAP50-95 on data's val split at imgsz, params, GFLOPs at imgsz, the share of the prunable
+    channels removed and onnxruntime CPU latency (median of `runs`, the levels timed in turn so load hits them
+    alike). The knee is the last level whose pruned mAP50-95 and every lower level's stay within max_drop of the
+    unpruned model: prune there (and finetune) or below. min_keep, round_to, max_group_ratio: as for prune.
+    exist_ok: replace the files of an earlier sweep in project/name."""
 
     if not data:
         raise YoloslimError("sweep needs data= (a data.yaml whose val split measures each level)")
     source = load_model(model)
-    check(data, task=task_of(source))
+    check_fits(source, data, check(data, task=task_of(source))["names"])
     check_stride(source, imgsz)
     levels = sorted(float(x) for x in as_list(levels))
+    if not runs and threads != 1:
+        LOGGER.warning(f"warning: threads={threads} is ignored: runs=0 times nothing")
+    plan_args = {"min_keep": min_keep, "round_to": round_to, "max_group_ratio": max_group_ratio}
+    graph = graph_of(source)
+    plans = {level: make_plan(graph, ratio=level, **plan_args) for level in levels}  # a level that cannot be, now
     out = Path(project) / name
     start = time.perf_counter()
     with owned(out), tempfile.TemporaryDirectory(prefix="yoloslim-sweep-") as tmp:
+        refuse_existing(out, exist_ok)
         rows, onnx = [], []
         for level in [0.0, *levels]:
-            pruned = (
-                source
-                if level == 0
-                else pruned_copy(source, level, min_keep=min_keep, round_to=round_to, max_group_ratio=max_group_ratio)[
-                    0
-                ]
-            )
-            row = {"level": level, **size(pruned, imgsz), **accuracy(pruned, data, imgsz, batch)}
+            pruned = source if level == 0 else pruned_copy(source, level, **plan_args)[0]
+            removed = plans[level].removed / plans[level].prunable if level else 0.0
+            row = {"level": level, "removed": removed, **size(pruned, imgsz), **accuracy(pruned, data, imgsz, batch)}
             if runs:
                 onnx.append(export_with_report(pruned, imgsz=imgsz, out=Path(tmp) / f"{level:g}.onnx", runs=0)[0])
             rows.append(row)
@@ -76,21 +80,30 @@ def sweep(
             for row, latency in zip(rows, interleaved_latency(onnx, imgsz, runs=runs, threads=threads)):
                 row["latency_ms"] = latency["median_ms"]
         table = pd.DataFrame(rows)
+        short = [f"{lv:g}" for lv, p in plans.items() if held_by_floors(graph, p, lv)[0] > SHORTFALL * p.prunable]
+        if short:
+            LOGGER.warning(
+                f"warning: level {', '.join(short)} removed less than asked (the 'removed' column): min_keep="
+                f"{min_keep} and max_group_ratio={max_group_ratio:g} keep a share of every group"
+            )
         table["drop"] = table["mAP50-95"].iloc[0] - table["mAP50-95"]
+        why = meaningless_drop(float(table["mAP50-95"].iloc[0]), max_drop)
         within = (table["drop"] <= max_drop).cumprod().astype(bool)  # levels up to the first that loses more
-        knee = float(table.level[within].iloc[-1])
+        knee = None if why else float(table.level[within].iloc[-1])
         table["knee"] = table.level == knee
-        atomic_write_text(out / "sweep.csv", table.to_csv(index=False))
-        plot_sweep(table, knee, max_drop, imgsz, out / "sweep.png")
+        with output_set(out, last="sweep.csv") as staging:  # both files or neither
+            atomic_write_text(staging / "sweep.csv", table.to_csv(index=False))
+            plot_sweep(table, knee, max_drop, imgsz, staging / "sweep.png")
     LOGGER.info(table.to_markdown(index=False, floatfmt=".4g"))
-    LOGGER.info(
-        f"knee: level {knee:g} (the last within max_drop={max_drop:g} of the unpruned mAP50-95); "
-        f"{time.perf_counter() - start:.1f}s for {len(levels)} levels. {out / 'sweep.csv'}, {out / 'sweep.png'}"
-    )
+    took = f"{time.perf_counter() - start:.1f}s for {len(levels)} levels. {out / 'sweep.csv'}, {out / 'sweep.png'}"
+    if why:
+        LOGGER.warning(f"warning: no knee: {why}; {took}")
+    else:
+        LOGGER.info(f"knee: level {knee:g} (the last within max_drop={max_drop:g} of the unpruned mAP50-95); {took}")
     return table
 
 
-def plot_sweep(table: pd.DataFrame, knee: float, max_drop: float, imgsz: int, path) -> Path:
+def plot_sweep(table: pd.DataFrame, knee: float | None, max_drop: float, imgsz: int, path) -> Path:
     """mAP50-95 per level (left), GFLOPs and latency relative to unpruned (right), the knee marked."""
     from .report import plt, save_figure  # report sets the headless backend
 
@@ -103,7 +116,8 @@ def plot_sweep(table: pd.DataFrame, knee: float, max_drop: float, imgsz: int, pa
         linewidth=1,
         label=f"unpruned - max_drop ({max_drop:g})",
     )
-    ax.axvline(knee, color="tab:red", linestyle="--", label=f"knee: level {knee:g}")
+    if knee is not None:  # None: the unpruned model scores ~0, so no level can be told apart by its accuracy
+        ax.axvline(knee, color="tab:red", linestyle="--", label=f"knee: level {knee:g}")
     ax.set_xlabel("prune level (share of prunable channels removed)")
     ax.set_ylabel("mAP50-95")
     right = ax.twinx()
