@@ -73,6 +73,7 @@ CLI_REFUSALS = [  # {m}: the models folder, {data}: a good data.yaml
 def test_a_refused_training_is_one_line_and_leaves_nothing(words, message, models, tiny_data, tmp_path, capsys):
     before = tree(models), tree(tiny_data.parent)
     argv = words.format(m=models, data=tiny_data).split() + [f"project={tmp_path / 'runs'}"] * ("project=" not in words)
+    argv += [f"{k}={v}" for k, v in tiny_train_args(tmp_path).items() if k + "=" not in words and k != "project"]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("yoloslim: error: ") and message in err, err

@@ -234,6 +234,17 @@ BAD = [
     ("sweep model=yolov8n.yaml data={data} imgsz=64", "the model detects 80 classes, data= has 2"),
     ("prune model={d}/good.pt plan={d}/prunedir/slim.pt", "not a yoloslim plan.json"),
     # round three: training, finetune, help and the command line
+    ("train model=yolov8n.yaml data={data} optimizer=Foo", "optimizer=Foo is not an optimizer Ultralytics has"),
+    ("train model={d}/good.pt data={data} freeze=100", "freeze=100 freezes all 23 layers"),
+    ("finetune model={d}/good.pt data={data} freeze=0,30", "freeze= names layer 30"),
+    ("finetune model={d}/good.pt data={data} imgsz=100", "imgsz=100 is not a multiple of the model's stride 32"),
+    ("sparse model=yolov8n.yaml data={data} imgsz=48", "imgsz=48 is not a multiple of the model's stride 32"),
+    ("train model={d}/good.pt data={data} resume={d}/good.pt", "is a finished run"),
+    ("train model={d}/good.pt data={data} resume={d}/missing.pt", "missing.pt does not exist"),
+    ("finetune model={d}/prunedir/slim.pt data={data} project={d} name=prunedir exist_ok=True", "is inside"),
+    ("sweep model={d}/good.pt data={data} levels=0.5,0.5", "names 0.5 twice"),
+    ("pipeline levels=0.6,0.7,0.6", "names 0.6 twice"),
+    ("data frob", "unknown verb 'data frob'; the data verbs are synth, check, convert, tile"),
 ]
 MESSAGES = {}  # case -> its message, paths made relative: the rows of docs/errors.md
 

@@ -576,6 +576,7 @@ VERB_ARG_HELP = {  # the names that mean something else in one verb (as VERB_RUL
         "out": "the dataset folder to create",
         "val": "the share of the images held out for validation, or the names of the validation images (a,b)",
         "seed": "the seed of the train/val split",
+        "names": "the classes in the order of their ids (cat,dog); unset: COCO's category order, VOC's alphabetical",
     },
     "data tile": {"out": "the dataset folder for the tiles; unset: beside the dataset, named <dataset>-tiles<size>"},
     "train": {"model": "the model: a .yaml to train from scratch, or a .pt to train further at its own width"},
