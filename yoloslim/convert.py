@@ -375,8 +375,9 @@ def number_classes(order: list[str], used: list[str], given, coco: bool) -> tupl
             )
         names = list(given)
         idle = [g for g in given if g.casefold() not in {u.casefold() for u in used}]
-    else:
-        names = [group[0] for group in spellings.values()]
+    else:  # each class by its most used spelling
+        uses = Counter(used)
+        names = [max(group, key=lambda n: (uses[n], -group.index(n))) for group in spellings.values()]
         idle = [n for n in names if n.casefold() not in {u.casefold() for u in used}]
         if not coco and len(names) > 1:
             warn(
@@ -703,8 +704,7 @@ class Label:
         if self.kind == "polygon":
             return (self.cls, *(v for px, py in inside for v in (px / w, py / h)))
         if self.kind == "obb":
-            corners = local if share >= 1 - 1e-9 else cv2.boxPoints(cv2.minAreaRect(np.float32(inside)))
-            corners = np.clip(np.float64(corners), 0, (w, h)) / (w, h)
+            corners = np.float64(local if share >= 1 - 1e-9 else fitted_box(inside, w, h)) / (w, h)
             return (self.cls, *corners.flatten().tolist())
         (x1, y1), (x2, y2) = inside
         row = (self.cls, (x1 + x2) / 2 / w, (y1 + y2) / 2 / h, (x2 - x1) / w, (y2 - y1) / h)
@@ -764,6 +764,26 @@ def clip_polygon(points: list, w: float, h: float) -> list:
         if not points:
             break
     return points
+
+
+def fitted_box(points: list, w: float, h: float) -> np.ndarray:
+    """The four corners of the smallest rectangle around points that lies inside 0..w x 0..h: the rotated box of
+    a rotated box's visible part. Its sides follow one edge of the points' hull (as cv2.minAreaRect's do); the
+    hull of a part cut by the tile has an edge along the tile's border, so one candidate always fits."""
+    hull = cv2.convexHull(np.float32(points)).reshape(-1, 2).astype(np.float64)
+    x1, y1, x2, y2 = *hull.min(0), *hull.max(0)
+    best = (x2 - x1) * (y2 - y1), np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]])
+    for edge in np.roll(hull, -1, 0) - hull:
+        if not edge.any():
+            continue
+        u = edge / np.hypot(*edge)
+        v = np.array([-u[1], u[0]])
+        a, b = hull @ u, hull @ v
+        corners = np.array([[a.min(), b.min()], [a.max(), b.min()], [a.max(), b.max()], [a.min(), b.max()]]) @ [u, v]
+        area = (a.max() - a.min()) * (b.max() - b.min())
+        if area < best[0] - 1e-9 and (corners > -1e-6).all() and (corners < (w + 1e-6, h + 1e-6)).all():
+            best = area, corners
+    return np.clip(best[1], 0, (w, h))
 
 
 def polygon_area(points: list) -> float:

@@ -669,13 +669,14 @@ def check_split(images, names, split, yaml_path, root, task=None, kpt_shape=None
     # a pose dataset read for boxes: Ultralytics keeps each keypoint row's box
     pose_length = 5 + kpt_shape[0] * kpt_shape[1] if kpt_shape else None
     boxes_of_pose = task in (None, "detect") and pose_length is not None
-    unlabelled = []
+    unlabelled, readers = [], {}  # label file -> the images that read it
     for image in images:
         problem = image_problem(image)
         if problem:
             dropped["image"].append(f"{shown(image)} ({problem})")
             continue
         label = label_path(image)
+        readers.setdefault(label, {})[os.path.realpath(image)] = image.name
         if not label.is_file():
             unlabelled.append(shown(label))
         rows = label.read_text(encoding="utf-8-sig", errors="replace").splitlines() if label.is_file() else []
@@ -706,6 +707,13 @@ def check_split(images, names, split, yaml_path, root, task=None, kpt_shape=None
             )
     if zero_size:
         warn(f"{yaml_path} {split}: {zero_size} label boxes of zero width or height (they teach nothing)")
+    shared = [f"{shown(label)}: {', '.join(sorted(i.values()))}" for label, i in readers.items() if len(i) > 1]
+    if shared:  # a.jpg and a.png read a.txt both (Ultralytics names a label by folder and stem)
+        what = "1 label file is" if len(shared) == 1 else f"{len(shared)} label files are"
+        warn(
+            f"{yaml_path} {split}: {what} shared by several images ({'; '.join(shared[:3])}), so each of them "
+            "gets the same boxes; rename the images so that each has its own"
+        )
     if not usable or (not objects and total):  # background images alone teach nothing
         first = next(kind for kind, items in dropped.items() if items)
         raise YoloslimError(
