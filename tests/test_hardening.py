@@ -226,6 +226,12 @@ BAD = [
     ("data synth out={d}/prunedir", "already exists and is not empty; pass overwrite=True"),
     ("data synth out=/proc/nope/tea", "cannot write in /proc"),
     # round three: data convert, tile and check
+    ("data convert source={d}/voc names=tree,Tree", "names= lists Tree, tree twice"),
+    ("data convert source={d}/voc names=bush", "names= lacks the classes tree"),
+    ("data convert source={d}/voc names=,", "names= is empty"),
+    ("data tile data={data} scale=0.05", "scale=0.05 makes 24 images smaller than 10 px a side"),
+    ("data tile data={data} size=32 overlap=0.99", "overlap=0.99 would cut the 16 train images into"),
+    ("data tile data={data} task=pose", "lacks kpt_shape"),
     # round three: prune, budgets, sweep, compare and checkpoints
     ("prune model={d}/good.pt gflops=1000", "the unpruned model is already within it"),
     ("prune model={d}/good.pt params=1e9 imgsz=64", "the unpruned model is already within it"),
