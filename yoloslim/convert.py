@@ -48,6 +48,10 @@ DROPPED = {  # why a box was dropped, as the convert warning says it
 
 
 def class_names(key, value):
+    if isinstance(value, (list, tuple)) and not all(
+        isinstance(v, (str, int)) and not isinstance(v, bool) for v in value
+    ):
+        raise YoloslimError(f"{key}={value!r} must be class names (text), e.g. {key}=cat,dog")
     items = as_list(value)
     if not items:
         raise YoloslimError(f"{key}= is empty; give the class names in their order, e.g. {key}=cat,dog")
@@ -392,7 +396,7 @@ def number_classes(order: list[str], used: list[str], given, coco: bool) -> tupl
         shown = "; ".join(f"{', '.join(map(repr, g))} -> {names[ids[g[0]]]!r}" for g in alike)
         warn("data convert", f"classes named alike (ignoring case) are one class: {shown}")
     if idle:
-        warn("data convert", f"{n_of(len(idle), 'class', 'classes')} without any box, kept in names:: {some(idle)}")
+        warn("data convert", f"{n_of(len(idle), 'class', 'classes')} without any box: {some(idle)} (kept in names:)")
     return ids, names
 
 

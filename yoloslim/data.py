@@ -432,9 +432,13 @@ def read_dataset(data, task: str | None = None) -> tuple[Path, dict[int, str], d
     unlabelled = {split: found.pop("unlabelled") for split, (found, _) in splits.items()}
     if all(len(missing) == found["images"] for (found, _), missing in zip(splits.values(), unlabelled.values())):
         image = splits["train"][1][0][0]
+        folders = {label_path(i).parent for _, items in splits.values() for i, _ in items}
+        others = sorted(p.name for f in folders if f.is_dir() for p in f.glob("*.txt"))
+        named = f"; {others[0]} and {len(others) - 1} more .txt there name no image" if others else ""
         raise YoloslimError(
             f"{yaml_path}: no label files found for any of its images; they were looked for where Ultralytics "
-            f"reads them, labels/ beside images/ (e.g. {label_path(image)} for {image}); put the .txt labels there"
+            f"reads them, labels/ beside images/ (e.g. {label_path(image)} for {image}){named}; put the .txt "
+            "labels there, named as their images"
         )
     for split, missing in unlabelled.items():
         count = splits[split][0]["images"]
