@@ -219,6 +219,21 @@ def test_voc_nan_and_inverted_boxes_are_dropped_and_counted(tmp_path, capsys):
     )
 
 
+def test_a_voc_size_that_is_not_the_files_is_refused(tmp_path, capsys):
+    image(tmp_path / "a.jpg")
+    image(tmp_path / "b.jpg")
+    voc(tmp_path, "a", "a.jpg", [("tree", 2, 2, 10, 10)])
+    (tmp_path / "b.xml").write_text(
+        "<annotation><filename>b.jpg</filename><size><width>640</width><height>480</height></size>"
+        "<object><name>tree</name><bndbox><xmin>9</xmin><ymin>9</ymin><xmax>90</xmax><ymax>90</ymax></bndbox>"
+        "</object></annotation>"
+    )
+    assert main(["data", "convert", f"source={tmp_path}", f"out={tmp_path / 'out'}", "val=0.5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "b.xml: 640x480 in <size>, 64x48 on disk" in err, err
+    assert not (tmp_path / "out").exists()
+
+
 def test_coco_ids_may_be_strings_and_sizes_may_be_missing(tmp_path):
     """String image and category ids (some exports write them), width/height absent or 0: converted right."""
     pics = tmp_path / "pics"

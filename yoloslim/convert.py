@@ -195,7 +195,7 @@ def read_voc(source: Path, root: Path, dropped: Counter, examples: dict, stale: 
     files = sorted(source.glob("*.xml")) if source.is_dir() else [source]
     if not files:
         raise YoloslimError(f"source={source} holds no .xml files; give a folder of Pascal VOC annotations")
-    entries = []
+    entries, wrong = [], []
     for file in files:
         try:
             tree = ET.parse(file).getroot()
@@ -218,6 +218,19 @@ def read_voc(source: Path, root: Path, dropped: Counter, examples: dict, stale: 
             if usable(x1 - 1, y1 - 1, x2 - 1, y2 - 1, f"{file.name} object {number}", dropped, examples):
                 boxes.append((name, x1 - 1, y1 - 1, x2 - 1, y2 - 1))
         entries.append((image, boxes, file.name))
+        with contextlib.suppress(TypeError, ValueError):  # <size> is optional; when given it must be the file's
+            declared = tuple(float(tree.findtext(f"size/{k}")) for k in ("width", "height"))
+            if min(declared) > 0 and declared != tuple(map(float, image_size(image))):
+                wrong.append(
+                    f"{file.name}: {declared[0]:g}x{declared[1]:g} in <size>, {image_size(image)[0]}x"
+                    f"{image_size(image)[1]} on disk"
+                )
+    if wrong:
+        raise YoloslimError(
+            f"{source}: the annotation gives another size than the image file for {n_of(len(wrong), 'image')} "
+            f"({some(wrong, 2)}), so the boxes cannot be placed; were the images resized after labelling? fix "
+            "<size>, or delete it to have the boxes read in the files' pixels"
+        )
     found = {b[0] for _, boxes, _ in entries for b in boxes}
     if not found:
         raise YoloslimError(f"no <object> with a usable box in the .xml files of {source}; nothing to convert")
