@@ -376,7 +376,7 @@ def test_finetune_keeps_the_slim_width(tiny_data, tmp_path):
         overrides={
             "model": str(best.parent / "last.pt"),
             "data": str(tiny_data),
-            **tiny_train_args(tmp_path, epochs=3, name="finetune"),
+            **tiny_train_args(tmp_path, epochs=3, name="again"),  # not into last.pt's own folder: refused
         }
     )
     again.setup_model()
