@@ -133,23 +133,33 @@ def test_a_plan_for_another_model_is_one_line(good, made_for, message, tmp_path,
 
 
 @pytest.mark.parametrize(
-    "edit,message",
+    "part,edit,message",
     [
-        (lambda g: g.update(kept=[*g["kept"], g["size"]]), "are empty, repeated or out of 0.."),
-        (lambda g: g.update(kept=["a"]), "must be whole numbers"),
-        (lambda g: g.update(kept=[]), "are empty, repeated or out of 0.."),
-        (lambda g: g.update(kept=[0, 0]), "are empty, repeated or out of 0.."),
+        ("group", lambda g: g.update(kept=[*g["kept"], g["size"]]), "are empty, repeated or out of 0.."),
+        ("group", lambda g: g.update(kept=["a"]), "must be whole numbers"),
+        ("group", lambda g: g.update(kept=[]), "are empty, repeated or out of 0.."),
+        ("group", lambda g: g.update(kept=[0, 0]), "are empty, repeated or out of 0.."),
+        ("file", lambda d: d.update(groups=[]), "is not a yoloslim plan.json"),
+        ("file", lambda d: d.update(groups={}), "the plan prunes no channel group or is damaged"),
+        ("file", lambda d: d.update(settings=[1]), "the plan prunes no channel group or is damaged"),
+        ("file", lambda d: [1, 2], "is not a yoloslim plan.json"),
+        ("folder", None, "is a folder; give the plan.json in it"),
     ],
 )
-def test_a_damaged_plan_is_one_line(good, edit, message, tmp_path, capsys):
+def test_a_damaged_plan_is_one_line(good, part, edit, message, tmp_path, capsys):
+    """Damage to one group of a plan.json, to the whole file, or a folder given for it."""
     import json
 
     plan = make_plan(build_graph(build("yolov8n.yaml", nc=2)), ratio=0.5)
     plan.save(tmp_path / "plan.json")
     data = json.loads((tmp_path / "plan.json").read_text())
-    edit(next(iter(data["groups"].values())))
+    if part == "group":
+        edit(next(iter(data["groups"].values())))
+    elif part == "file":
+        data = edit(data) or data
     (tmp_path / "plan.json").write_text(json.dumps(data))
-    argv = ["prune", f"model={good}", f"plan={tmp_path / 'plan.json'}", f"project={tmp_path}", "name=o"]
+    where = tmp_path if part == "folder" else tmp_path / "plan.json"
+    argv = ["prune", f"model={good}", f"plan={where}", f"project={tmp_path}", "name=o"]
     one_line(argv, message, capsys, tmp_path, good.parent)
 
 
@@ -235,6 +245,19 @@ def misfit(path):
     return path
 
 
+def edited(change):
+    """A checkpoint of a seeded yolov8n changed by change(model): a damaged or hand-edited one."""
+
+    def make(path):
+        path.parent.mkdir(parents=True)
+        model = build("yolov8n.yaml", nc=2)
+        with torch.no_grad():
+            change(model)
+        return save_checkpoint(model, path)
+
+    return make
+
+
 CHECKPOINTS = {
     "yolo12-8.3": (old_yolo12, "is an AAttn of Ultralytics 8.3.x (separate qk and v convs, not qkv)"),
     "yolov5-repo": (lambda p: yolov5_repo(p, False), "is a checkpoint of the ultralytics/yolov5 repository"),
@@ -242,6 +265,10 @@ CHECKPOINTS = {
     "newer-class": (missing_class, "was saved with classes this Ultralytics"),
     "other-layout": (missing_attribute, "does not run on the installed Ultralytics"),
     "misfit": (misfit, "does not run: its layers do not fit together"),
+    "nan-gamma": (edited(lambda m: m.model[2].cv1.bn.weight.fill_(float("nan"))), "has NaN or infinite values in"),
+    "inf-weight": (edited(lambda m: m.model[4].m[0].cv1.conv.weight.fill_(float("inf"))), "NaN or infinite values"),
+    "nan-statistics": (edited(lambda m: m.model[3].bn.running_var.fill_(float("nan"))), "values in its running_var"),
+    "no-stride": (edited(lambda m: delattr(m, "stride")), "has no valid stride"),
 }
 
 
@@ -426,3 +453,71 @@ def test_the_python_api_refuses_as_the_cli_does(good, tmp_path):
     with pytest.raises(YoloslimError, match="already within it"):
         yoloslim.prune(good, gflops=1000, project=tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("backbone: 5\nhead: 3\n", "is not a model yaml: its head: is not a list"),
+        ("a: [1\n", "could not read the model yaml"),
+    ],
+)
+def test_a_broken_model_yaml_is_one_line(text, message, tmp_path, capsys):
+    (tmp_path / "m.yaml").write_text(text)
+    one_line(["inspect", f"model={tmp_path / 'm.yaml'}"], message, capsys, tmp_path)
+
+
+def test_a_checkpoint_suffix_in_capitals_loads(good, tmp_path):
+    import shutil
+
+    shutil.copy(good, tmp_path / "best.PT")
+    assert yoloslim.prune(tmp_path / "best.PT", ratio=0.3, imgsz=64, save=False, verbose=False).plan.removed > 0
+
+
+def test_validation_sizes_are_checked_before_any_work(good, tiny_data, tmp_path, capsys):
+    argv = ["prune", f"model={good}", "max_drop=0.01", f"data={tiny_data}", "val_imgsz=100", f"project={tmp_path}"]
+    one_line(argv, "val_imgsz=100 is not a multiple of the model's stride 32; use 96 or 128", capsys, tmp_path)
+    argv = ["sweep", f"model={good}", f"data={tiny_data}", "imgsz=64", "batch=-1", f"project={tmp_path}"]
+    one_line(argv, "batch=-1: sweep validates, which takes a whole number of images", capsys, tmp_path)
+
+
+def test_rounding_that_holds_a_ratio_back_is_said_too(good, capsys):
+    yoloslim.prune(good, ratio=0.3, round_to=8, imgsz=64, dry_run=True)
+    said = [w for w in warnings(capsys.readouterr().out) if "could not be reached" in w]
+    assert len(said) == 1 and "round_to=8" in said[0], said
+
+
+@pytest.mark.parametrize(
+    "report,message",
+    [
+        ("", "is not a readable report (EmptyDataError)"),
+        ('garbage,"\n', "is not a readable report (ParserError)"),
+        ("stage,level\nbaseline,0\nsparse,0\n", "lacks the columns params, gflops, mAP50, mAP50-95"),
+        ("stage,level,params,gflops,mAP50,mAP50-95\nbaseline,0,many,8,0.5,0.3\n", "has a non-numeric level"),
+        ("stage,level,params,gflops,mAP50,mAP50-95\nbaseline,0,1,8,0.5,0.3\nbaseline,0,1,8,0.5,0.3\n", "a stage twice"),
+    ],
+)
+def test_a_damaged_report_is_one_line(report, message, tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "report.csv").write_text(report)
+    one_line(["compare", f"runs={tmp_path / 'run'}", f"project={tmp_path}", "name=c"], message, capsys, tmp_path)
+
+
+def test_compare_names_each_run_once_and_apart(tmp_path, capsys):
+    a, b = finished_pipeline(tmp_path / "a" / "yolov8n"), finished_pipeline(tmp_path / "b" / "yolov8n")
+    table = yoloslim.compare(runs=f"{a},{b}", project=tmp_path, name="c")
+    assert list(table.model) == ["a-yolov8n", "a-yolov8n", "b-yolov8n", "b-yolov8n"]  # two runs, not one twice
+    one_line(["compare", f"runs={a},{a}", f"project={tmp_path}", "name=d"], "names a folder twice", capsys, tmp_path)
+    argv = ["compare", f"runs={a}", f"project={tmp_path / 'a'}", "name=yolov8n"]
+    one_line(argv, "is the runs= folder", capsys, tmp_path)
+
+
+def test_compare_says_which_levels_a_run_did_not_finish(tmp_path, capsys):
+    run = finished_pipeline(tmp_path / "run")
+    report = pd.read_csv(run / "report.csv")
+    extra = report[report.stage == "pruned"].assign(level=0.7)
+    pd.concat([report, extra]).to_csv(run / "report.csv", index=False)
+    capsys.readouterr()
+    table = yoloslim.compare(runs=str(run), project=tmp_path, name="c")
+    assert list(table.level) == [0.0, 0.5]
+    assert any("level 0.7 has no finetuned row" in w for w in warnings(capsys.readouterr().out))

@@ -27,18 +27,19 @@ def load_model(model, verbose: bool = False) -> nn.Module:
     if isinstance(model, nn.Module):
         return _check_task(model, "the given model")
     path = Path(str(model))
+    suffix = path.suffix.lower()  # best.PT is a checkpoint too
     if path.is_dir():
         raise YoloslimError(
             f"model={model} is a folder; give a checkpoint in it (e.g. {path / 'weights' / 'best.pt'}) or a model .yaml"
         )
-    if path.suffix in (".yaml", ".yml"):
+    if suffix in (".yaml", ".yml"):
         return model_from_yaml(path, verbose)
-    if path.suffix in (".onnx", ".engine", ".torchscript", ".tflite", ".mlpackage", ".xml"):
+    if suffix in (".onnx", ".engine", ".torchscript", ".tflite", ".mlpackage", ".xml"):
         raise YoloslimError(
             f"model={model} is an exported model ({path.suffix}); yoloslim trains and prunes "
             "PyTorch checkpoints: give the .pt it was exported from"
         )
-    if path.suffix != ".pt":
+    if suffix != ".pt":
         raise YoloslimError(f"model={model} is neither a .pt checkpoint nor a .yaml model config")
     ckpt = load_checkpoint(path)
     candidate = ckpt.get("ema") or ckpt.get("model")
@@ -69,15 +70,23 @@ def model_from_yaml(path, verbose: bool = False, nc: int | None = None) -> Detec
         raise YoloslimError(
             f"model yaml {path} does not exist; give a file or a stock name like yolov8n.yaml"
         ) from None
-    except Exception as e:
-        raise YoloslimError(f"could not read the model yaml {path}: {type(e).__name__}: {e}") from None
-    head = str((cfg.get("head") or [[None, None, None]])[-1][2])
+    except Exception as e:  # the first line: Ultralytics' YAML errors go on with the parser's context lines
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise YoloslimError(f"could not read the model yaml {path}: {type(e).__name__}: {first}") from None
+    try:
+        head = str((cfg.get("head") or [[None, None, None]])[-1][2])
+    except (TypeError, IndexError, KeyError, AttributeError):
+        raise YoloslimError(
+            f"{path} is not a model yaml: its head: is not a list of [from, repeats, module, args] layers; "
+            "compare with a stock one such as yolov8n.yaml"
+        ) from None
     if head in HEAD_MODELS:  # say what it is before building it: these heads do not build as a DetectionModel
         refuse(HEAD_MODELS[head], str(path))
     try:
         return TASK_MODELS.get(head, DetectionModel)(str(path), nc=nc, verbose=verbose)
     except Exception as e:  # Ultralytics raises many kinds for a bad yaml
-        raise YoloslimError(f"could not build a model from {path}: {type(e).__name__}: {e}") from None
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise YoloslimError(f"could not build a model from {path}: {type(e).__name__}: {first}") from None
 
 
 # The heads yoloslim prunes beyond Detect, and the model class each builds as (exact classes: a subclass such as
@@ -215,10 +224,11 @@ def check_version(model: nn.Module, what: str, saved_by: str | None) -> None:
     try:  # any other attribute the installed forward expects and the pickled module lacks
         with torch.no_grad():
             model.eval()(torch.zeros(1, (getattr(model, "yaml", None) or {}).get("channels", 3), side, side))
-    except AttributeError as e:
+    except AttributeError as e:  # another version's module, or one edited after training
+        how = "was edited after training" if saved_by == ultralytics_version else f"was saved by {by} or edited"
         raise YoloslimError(
-            f"{what} was saved by {by} and does not run on the installed Ultralytics {ultralytics_version} ({e}); "
-            "load it with the version that saved it, or retrain from its yaml with this one"
+            f"{what} does not run on the installed Ultralytics {ultralytics_version} ({e}): it {how}; load it with "
+            "the Ultralytics that saved it, or retrain from its yaml with this one"
         ) from None
     except RuntimeError as e:  # e.g. a conv whose weights do not fit its input: edited or pruned by another tool
         raise YoloslimError(
@@ -234,6 +244,11 @@ def _check_task(model: nn.Module, what: str) -> nn.Module:
         raise YoloslimError(foreign_pickle(what, type(model).__module__))
     if type(model) not in SUPPORTED:
         refuse(type(model).__name__, what)
+    if not torch.is_tensor(getattr(model, "stride", None)) or not (model.stride > 0).all():
+        raise YoloslimError(
+            f"{what} has no valid stride (the tensor Ultralytics sets when it builds the model): it was edited "
+            "after training; give the checkpoint as Ultralytics saved it"
+        )
     head = type(model.model[-1]).__name__
     if head in HEAD_MODELS:  # a supported model class with a head yoloslim does not trace (YOLO26's task heads)
         refuse(HEAD_MODELS[head], what)
@@ -243,6 +258,14 @@ def _check_task(model: nn.Module, what: str) -> nn.Module:
         )
     for index, layer in enumerate(model.model):
         for name, m in layer.named_modules():
+            tensors = [*m.named_parameters(recurse=False), *m.named_buffers(recurse=False)]
+            bad = next((k for k, t in tensors if t.is_floating_point() and not torch.isfinite(t).all()), None)
+            if bad:  # NaN gammas would rank channels at random and the outputs are NaN: a diverged training
+                raise YoloslimError(
+                    f"{what}: layer {index} ({type(layer).__name__}{', ' + name if name else ''}) has NaN or "
+                    f"infinite values in its {bad}; the training that saved it diverged: give an earlier checkpoint "
+                    "(e.g. a best.pt from before the loss became nan)"
+                )
             if isinstance(m, Conv) and not isinstance(m.bn, nn.BatchNorm2d):
                 raise YoloslimError(
                     f"{what}: layer {index} ({type(layer).__name__}{', ' + name if name else ''}) has "
@@ -252,12 +275,13 @@ def _check_task(model: nn.Module, what: str) -> nn.Module:
     return model
 
 
-def check_stride(model: nn.Module, imgsz: int) -> None:
+def check_stride(model: nn.Module, imgsz: int, key: str = "imgsz") -> None:
     stride = int(max(model.stride.tolist()))
     if imgsz % stride:
+        below, above = imgsz // stride * stride, (imgsz // stride + 1) * stride
         raise YoloslimError(
-            f"imgsz={imgsz} is not a multiple of the model's stride {stride}; "
-            f"use {max(stride, imgsz // stride * stride)} or {(imgsz // stride + 1) * stride}"
+            f"{key}={imgsz} is not a multiple of the model's stride {stride}; "
+            f"use {f'{below} or {above}' if below else above}"
         )
 
 

@@ -121,12 +121,13 @@ def prune(
         ignored(settings, ("project", "name", "exist_ok"), writes)
     plan_file = plan if isinstance(plan, (str, Path)) else None
     if plan_file is not None:
-        plan = Plan.load(plan_file)
+        plan = read_plan(plan_file)
     save_dir = Path(project) / name if save and not dry_run else None
     with owned(save_dir) if save_dir else contextlib.nullcontext():
         if save_dir:  # before any work: a long budget search must not end in "already holds a slim.pt"
             check_outputs(save_dir, exist_ok, (source, plan_file))
         if "max_drop" in budgets:
+            check_stride(model, val_imgsz, "val_imgsz")
             check_fits(model, data, check(data, task=task_of(model))["names"])
         found = None
         if budgets:
@@ -193,8 +194,22 @@ def check_outputs(save_dir: Path, exist_ok: bool, inputs) -> None:
         )
 
 
+def read_plan(path) -> Plan:
+    """Plan.load, with one line for whatever is not a plan.json (a folder, a JSON list, a damaged file)."""
+    if Path(path).is_dir():
+        raise YoloslimError(f"plan={path} is a folder; give the plan.json in it (written by 'yoloslim prune')")
+    try:
+        return Plan.load(path)
+    except (AttributeError, TypeError, ValueError, OSError) as e:
+        raise YoloslimError(
+            f"{path} is not a yoloslim plan.json ({type(e).__name__}); make one with 'yoloslim prune'"
+        ) from None
+
+
 def check_plan(graph, plan: Plan) -> None:
     """One line for a plan that is not this model's, naming a group that differs, before anything reads it."""
+    if not plan.kept or not isinstance(plan.settings, dict):
+        raise YoloslimError("the plan prunes no channel group or is damaged; make a new plan with 'yoloslim prune'")
     sizes = {g.name: g.size for g in graph.groups() if not g.frozen_reasons}
     kept = [i for k in plan.kept.values() for i in k]
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in [*kept, *plan.sizes.values()]):
@@ -217,22 +232,26 @@ def check_plan(graph, plan: Plan) -> None:
 
 
 def warn_if_short(graph, plan: Plan, ratio, threshold) -> None:
-    """One warning line when the per-group floors kept much of what a ratio or threshold asked to remove."""
-    held, asked = held_by_floors(graph, plan, ratio, threshold)
+    """One warning line when min_keep, max_group_ratio or round_to kept much of what a ratio or threshold asked
+    to remove: the cut was not reached."""
+    held, asked = held_back(graph, plan, ratio, threshold)
     if held > SHORTFALL * plan.prunable:
-        s = plan.settings
         LOGGER.warning(
-            f"warning: {asked} could not be reached: min_keep={s['min_keep']} and max_group_ratio="
-            f"{s['max_group_ratio']:g} keep {held} of the channels it would remove; removed {plan.removed}/"
-            f"{plan.prunable} ({plan.removed / plan.prunable:.0%}) instead; lower min_keep or raise max_group_ratio "
-            "to remove more"
+            f"warning: {asked} could not be reached: {limits(plan.settings)} keep {held} of the channels it would "
+            f"remove; removed {plan.removed}/{plan.prunable} ({plan.removed / plan.prunable:.0%}) instead; lower "
+            "min_keep or round_to, or raise max_group_ratio, to remove more"
         )
 
 
-def held_by_floors(graph, plan: Plan, ratio=None, threshold=None) -> tuple[int, str]:
-    """(channels the per-group floors min_keep and max_group_ratio kept of those the cut chose, the cut in words).
-    The cut is make_plan's: the lowest `ratio` of all channels, or all below `threshold`. round_to and equal split
-    halves keep a little more too, as asked and as the blocks need; they are not counted."""
+def limits(settings: dict) -> str:
+    s = settings
+    return f"min_keep={s['min_keep']}, max_group_ratio={s['max_group_ratio']:g} and round_to={s['round_to']}"
+
+
+def held_back(graph, plan: Plan, ratio=None, threshold=None) -> tuple[int, str]:
+    """(channels the per-group floors min_keep and max_group_ratio and the rounding up to round_to kept of those the
+    cut chose, the cut in words). The cut is make_plan's: the lowest `ratio` of all channels, or all below
+    `threshold`. Equal split halves keep a few more too, as the blocks need; they are not counted."""
     groups = [g for g in graph.groups() if g.name in plan.kept]
     scores = torch.cat([g.importance() for g in groups])
     if ratio is not None:
@@ -247,7 +266,7 @@ def held_by_floors(graph, plan: Plan, ratio=None, threshold=None) -> tuple[int, 
         want = g.size - int(cut[start : start + g.size].sum())
         start += g.size
         floor = max(keep_floor(g.size, s["min_keep"]), math.ceil((1 - s["max_group_ratio"]) * g.size - 1e-9))
-        held += max(0, min(floor, g.size) - want)
+        held += min(g.size, math.ceil(max(want, floor) / s["round_to"]) * s["round_to"]) - want
     return held, asked
 
 

@@ -29,6 +29,22 @@ def family(model: str) -> str:
     return stem[:-1] if stem[-1:] in "nsmlx" else stem
 
 
+def read_report(path: Path) -> pd.DataFrame:
+    """A pipeline's report.csv, or one line saying it is not one (empty, damaged, edited)."""
+    try:
+        report = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise YoloslimError(f"{path} is not a readable report ({type(e).__name__}); rerun its pipeline") from None
+    missing = [c for c in ("stage", "level", "params", "gflops", *MEASURES) if c not in report.columns]
+    if missing:
+        raise YoloslimError(f"{path} lacks the columns {', '.join(missing)}; rerun its pipeline ('yoloslim pipeline')")
+    numbers = report[["level", "params", "gflops", *MEASURES]].apply(pd.to_numeric, errors="coerce")
+    if numbers[["level", "params", "gflops"]].isna().any().any() or report.duplicated(["stage", "level"]).any():
+        raise YoloslimError(f"{path} has a non-numeric level, params or gflops, or a stage twice; rerun its pipeline")
+    report[numbers.columns] = numbers
+    return report
+
+
 def summarize(model: str, report) -> list[dict]:
     """One row per prune level from a pipeline's report.csv; level 0 is the unpruned baseline."""
     by_stage = {s: part.set_index("level") for s, part in report.groupby("stage")}
@@ -37,6 +53,12 @@ def summarize(model: str, report) -> list[dict]:
     sparse = by_stage["sparse"].iloc[0]
     rows = []
     levels = [0.0] + sorted(by_stage.get("finetuned", by_stage["baseline"]).index.drop(0.0, errors="ignore"))
+    unfinished = sorted(set(by_stage.get("pruned", by_stage["baseline"]).index) - {0.0, *levels})
+    if unfinished:  # pruned, not finetuned yet: the table has no final model for them
+        LOGGER.warning(
+            f"warning: {model}: level {', '.join(f'{lv:g}' for lv in unfinished)} has no finetuned row (its pipeline "
+            "did not finish) and is left out; rerun the pipeline to finish it"
+        )
     for level in levels:
         final = by_stage["baseline"].loc[level] if level == 0 else by_stage["finetuned"].loc[level]
         pruned = by_stage["pruned"].loc[level] if level and "pruned" in by_stage else None
@@ -61,14 +83,16 @@ def summarize(model: str, report) -> list[dict]:
     return rows
 
 
-def run_names(models: list[str]) -> list[str]:
+def run_names(models: list[str], folders: bool = False) -> list[str]:
     """A folder name per model: its file's stem, with parent folders prepended until the names are unique
-    (a/last.pt and b/last.pt -> a-last, b-last)."""
+    (a/last.pt and b/last.pt -> a-last, b-last). folders: the paths are pipeline folders, named by their whole name
+    (a/yolov8n and b/yolov8n -> a-yolov8n, b-yolov8n: two rows of a table, not one model twice)."""
     paths = [Path(m) for m in models]
     depth = 0
     while True:
         names = [
-            "-".join([*p.parent.parts[len(p.parent.parts) - depth :], p.stem] if depth else [p.stem]) for p in paths
+            "-".join([*p.parent.parts[len(p.parent.parts) - depth :], own] if depth else [own])
+            for p, own in ((p, p.name if folders else p.stem) for p in paths)
         ]
         if len(set(names)) == len(names) or depth > max(len(p.parts) for p in paths):
             break
@@ -101,8 +125,12 @@ def compare(
     out = Path(project) / name
     folders = [Path(r) for r in as_list(runs)]
     for f in folders:
-        if not (f / "report.csv").exists():
+        if not (f / "report.csv").is_file():
             raise YoloslimError(f"{f} has no report.csv; give runs= pipeline folders (made by 'yoloslim pipeline')")
+        if f.resolve() == out.resolve():
+            raise YoloslimError(f"project/name {out} is the runs= folder {f}; choose another name= for the comparison")
+    if len({f.resolve() for f in folders}) < len(folders):
+        raise YoloslimError(f"runs={','.join(map(str, folders))} names a folder twice; give each run once")
     if folders:  # runs= tabulates finished pipelines: what would configure new ones is not used
         given = {"models": models, "levels": levels, **pipeline_args}
         for key, value in given.items():
@@ -120,8 +148,8 @@ def compare(
                     pipeline_verb(model=model, levels=levels, project=str(out), name=folder, **pipeline_args)
                 )
         rows = []
-        for f in folders:
-            rows += summarize(f.name, pd.read_csv(f / "report.csv"))
+        for f, shown_as in zip(folders, run_names([str(f) for f in folders], folders=True)):
+            rows += summarize(shown_as, read_report(f / "report.csv"))
         table = pd.DataFrame(rows)
         shown = table.drop(columns=["family"])
         with output_set(out, last="compare.csv") as staging:  # the three files or none

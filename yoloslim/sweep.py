@@ -18,7 +18,7 @@ from .levels import accuracy, check_fits, meaningless_drop, size
 from .log import LOGGER
 from .onnx_export import export_with_report
 from .plan import MAX_GROUP_RATIO, make_plan
-from .pruning import SHORTFALL, held_by_floors
+from .pruning import SHORTFALL, held_back, limits
 from .slimming import graph_of, pruned_copy
 
 DEFAULT_LEVELS = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"
@@ -51,6 +51,8 @@ def sweep(
 
     if not data:
         raise YoloslimError("sweep needs data= (a data.yaml whose val split measures each level)")
+    if batch < 1:  # the rule allows training's GPU auto batch; Ultralytics' validator takes a count
+        raise YoloslimError(f"batch={batch}: sweep validates, which takes a whole number of images; give e.g. batch=16")
     source = load_model(model)
     check_fits(source, data, check(data, task=task_of(source))["names"])
     check_stride(source, imgsz)
@@ -80,11 +82,11 @@ def sweep(
             for row, latency in zip(rows, interleaved_latency(onnx, imgsz, runs=runs, threads=threads)):
                 row["latency_ms"] = latency["median_ms"]
         table = pd.DataFrame(rows)
-        short = [f"{lv:g}" for lv, p in plans.items() if held_by_floors(graph, p, lv)[0] > SHORTFALL * p.prunable]
+        short = [f"{lv:g}" for lv, p in plans.items() if held_back(graph, p, lv)[0] > SHORTFALL * p.prunable]
         if short:
             LOGGER.warning(
-                f"warning: level {', '.join(short)} removed less than asked (the 'removed' column): min_keep="
-                f"{min_keep} and max_group_ratio={max_group_ratio:g} keep a share of every group"
+                f"warning: level {', '.join(short)} removed less than asked (see the 'removed' column): "
+                f"{limits(plans[levels[0]].settings)} keep more"
             )
         table["drop"] = table["mAP50-95"].iloc[0] - table["mAP50-95"]
         why = meaningless_drop(float(table["mAP50-95"].iloc[0]), max_drop)
