@@ -85,7 +85,7 @@ def main() -> None:
     }
 
     start = time.perf_counter()
-    table = yoloslim.sweep(sparse_pt, data=a.data, imgsz=a.imgsz, project=str(work), name="sweep")
+    table = yoloslim.sweep(sparse_pt, data=a.data, imgsz=a.imgsz, project=str(work), name="sweep", exist_ok=True)
     summary["sweep_seconds_9_levels"] = round(time.perf_counter() - start, 1)
     table.to_csv(OUT / "sweep.csv", index=False)
     shutil.copyfile(work / "sweep" / "sweep.png", OUT / "sweep.png")

@@ -122,7 +122,7 @@ def run(argv: list[str]) -> None:
         levels = fixed_levels or (LEVELS_N if stem.endswith("n") else LEVELS)
         resumed = (project / study / stem).exists()
         start = time.time()
-        compare(models=model, levels=levels, project=str(project), name=study, **args)
+        compare(models=model, levels=levels, project=str(project), name=study, exist_ok=True, **args)  # resumable
         wall = time.time() - start
         shutil.rmtree(results / stem, ignore_errors=True)
         (results / stem).mkdir()
@@ -134,7 +134,9 @@ def run(argv: list[str]) -> None:
                 f"{stem},{levels.replace(',', ' ')},{train_seconds(project / study / stem):.0f},{wall:.0f},{resumed}\n"
             )
     finished = [p for p in sorted(results.iterdir()) if (p / "report.csv").exists()]  # the committed copies
-    code = cli_main(["compare", f"runs={','.join(map(str, finished))}", f"project={project}", f"name={study}"])
+    code = cli_main(
+        ["compare", f"runs={','.join(map(str, finished))}", f"project={project}", f"name={study}", "exist_ok=True"]
+    )
     if code:
         sys.exit(code)
     for name in ("compare.csv", "compare.md", "compare.png"):
