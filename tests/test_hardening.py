@@ -144,6 +144,8 @@ BAD = [
     ("prune model={d}/good.pt ratio=0.5 imgsz=0", "imgsz=0 must be a whole number between 32 and 8192"),
     ("prune model={d}/good.pt ratio=0.5 imgsz=100", "imgsz=100 is not a multiple of the model's stride 32"),
     ("prune model={d}/good.pt ratio=0.5 name=", "name= must not be empty"),
+    ("prune model={d}/good.pt ratio=0.5 name=../x", "name=../x must be a folder name inside project="),
+    ("sweep model={d}/good.pt data={data} name=a/../../x", "must be a folder name inside project="),
     ("prune model={d}/good.pt plan={d}/text.pt", "not a yoloslim plan.json"),
     ("prune model={d}/good.pt ratio=0.5 plan={d}/text.pt", "got ratio=, plan="),
     ("train model=yolov8n.yaml data={data} epochs=0", "epochs=0 must be a whole number >= 1"),
