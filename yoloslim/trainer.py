@@ -501,9 +501,22 @@ class SparseMixin(SlimMixin):
 
     def after_step(self) -> None:
         self.stop_at_zero()
+        self.keep_zeros_in_ema()
         if self.gammas and self.sr_now():
             self.zeroed = self.zeroed_now()
             self.reached = self.reached or self.zeroed >= REACHED * self.share_asked
+
+    @timed
+    @torch.no_grad()
+    def keep_zeros_in_ema(self) -> None:
+        """A gamma the penalty holds at zero is zero in the EMA (the saved model) too, so a prune of the saved model
+        removes exact zeros. The EMA update comes after this hook and then averages 0 with 0; without it the
+        EMA's copy would only decay towards zero, and in a short run still be far from it."""
+        if not self.ema or not self.gammas or not self.sr_now():
+            return
+        modules = dict(self.ema.ema.named_modules())
+        for name, gamma in self.gammas:
+            modules[name].weight[gamma == 0] = 0
 
     @timed
     @torch.no_grad()
