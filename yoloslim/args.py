@@ -487,7 +487,7 @@ ARG_HELP = {
     "data": "the dataset: a YOLO data.yaml (make one with 'yoloslim data convert' or 'yoloslim data synth')",
     "project": "the folder the output folder goes in",
     "name": "the output folder's name inside project=",
-    "exist_ok": "write into an existing output folder, replacing what it holds (false: refuse; training verbs pick a new -2 name)",
+    "exist_ok": "replace what an existing output folder holds (false: refuse; training verbs: a new -2 name)",
     "overwrite": "replace an existing, non-empty out= folder",
     "imgsz": "the square input size in pixels, a multiple of the model's stride (32, or 64 for P6 models)",
     "batch": "images per batch",
