@@ -21,6 +21,9 @@ LAYERS = [
         "data",
         "report",
         "paired",
+        "classic",  # the yolov5 repository's models, beside Ultralytics'
+        "classic_train",
+        "sparse_run",
     },  # the Ultralytics adapter
     {"pruning", "levels", "onnx_export", "sweep", "flow", "study", "convert"},  # the verbs
     {"cli"},

@@ -260,8 +260,8 @@ def edited(change):
 
 CHECKPOINTS = {
     "yolo12-8.3": (old_yolo12, "is an AAttn of Ultralytics 8.3.x (separate qk and v convs, not qkv)"),
-    "yolov5-repo": (lambda p: yolov5_repo(p, False), "is a checkpoint of the ultralytics/yolov5 repository"),
-    "yolov5-clone": (lambda p: yolov5_repo(p, True), "is a checkpoint of the ultralytics/yolov5 repository"),
+    "yolov5-repo": (lambda p: yolov5_repo(p, False), "that is not the yolov5 repository's model"),
+    "yolov5-clone": (lambda p: yolov5_repo(p, True), "that is not the yolov5 repository's model"),
     "newer-class": (missing_class, "was saved with classes this Ultralytics"),
     "other-layout": (missing_attribute, "does not run on the installed Ultralytics"),
     "misfit": (misfit, "does not run: its layers do not fit together"),
@@ -281,7 +281,7 @@ def test_checkpoints_of_other_code_say_what_they_are(kind, tmp_path, capsys, mon
         for verb in (["prune", "ratio=0.3"], ["inspect"], ["export", "imgsz=64"], ["sweep", f"data={tiny_data}"]):
             one_line([verb[0], f"model={weights}", *verb[1:]], message, capsys, tmp_path)
     finally:
-        sys.path[:] = [p for p in sys.path if not p.endswith("yolov5")]
+        sys.path[:] = [p for p in sys.path if not p.startswith(str(tmp_path))]
         for name in [m for m in sys.modules if m == "models" or m.startswith("models.")]:
             del sys.modules[name]
 

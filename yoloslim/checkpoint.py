@@ -14,7 +14,7 @@ from ultralytics import __version__ as ultralytics_version
 from ultralytics.nn.modules import Conv
 from ultralytics.nn.tasks import DetectionModel, OBBModel, PoseModel, SegmentationModel, yaml_model_load
 
-from . import YoloslimError, __version__
+from . import YoloslimError, __version__, classic
 from .io import atomic_write
 
 
@@ -25,6 +25,8 @@ def load_model(model, verbose: bool = False) -> nn.Module:
     if isinstance(model, YOLO):
         model = model.model
     if isinstance(model, nn.Module):
+        if classic.is_classic(model):  # a copy: check() moves it onto the package's classes
+            return classic.check(copy.deepcopy(model), "the given model")
         return _check_task(model, "the given model")
     path = Path(str(model))
     suffix = path.suffix.lower()  # best.PT is a checkpoint too
@@ -33,6 +35,8 @@ def load_model(model, verbose: bool = False) -> nn.Module:
             f"model={model} is a folder; give a checkpoint in it (e.g. {path / 'weights' / 'best.pt'}) or a model .yaml"
         )
     if suffix in (".yaml", ".yml"):
+        if path.is_file() and classic.is_classic_yaml(path):  # anchors: the yolov5 repository's own yaml
+            return classic.from_yaml(path)
         return model_from_yaml(path, verbose)
     if suffix in (".onnx", ".engine", ".torchscript", ".tflite", ".mlpackage", ".xml"):
         raise YoloslimError(
@@ -54,6 +58,8 @@ def load_model(model, verbose: bool = False) -> nn.Module:
             f"{path} is a checkpoint without a model (no 'model' or 'ema' entry); "
             "give the best.pt/last.pt that Ultralytics training wrote"
         )
+    if classic.is_classic(candidate):  # before .float(): a classic model's _apply reads its layers
+        return classic.check(candidate, str(path)).float().cpu()
     m = candidate.float().cpu()
     if isinstance(ckpt.get("train_args"), dict):
         m.args = ckpt["train_args"]
@@ -154,14 +160,14 @@ def article(word: str) -> str:
 
 def task_of(model: nn.Module) -> str:
     """detect, segment, pose or obb: what a loaded model is trained and validated for."""
-    return MODEL_TASKS[type(model)]
+    return classic.task_of(model) if classic.is_classic(model) else MODEL_TASKS[type(model)]
 
 
 def is_state_dict(value) -> bool:
     return isinstance(value, dict) and bool(value) and all(torch.is_tensor(v) for v in value.values())
 
 
-def load_checkpoint(path) -> dict:
+def load_checkpoint(path, retried: bool = False) -> dict:
     """The checkpoint dict at path; a model pickled without the dict around it is wrapped in one."""
     path = Path(path)
     if not path.is_file():
@@ -169,8 +175,16 @@ def load_checkpoint(path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except ModuleNotFoundError as e:  # the pickle names classes of a package that is not installed here
-        raise YoloslimError(foreign_pickle(path, e.name or "")) from None
+        if retried or not classic.is_classic_pickle(e.name or ""):
+            raise YoloslimError(foreign_pickle(path, e.name or "")) from None
+        classic.enable()  # the yolov5 repository's checkpoint: its package makes models.yolo importable
+        return load_checkpoint(path, retried=True)
     except AttributeError as e:  # "Can't get attribute 'X' on <module ...>": a class this Ultralytics lacks
+        if "module 'models." in str(e) or "module 'yolov5." in str(e):  # a fork's class (YOLOv7's IDetect ...)
+            raise YoloslimError(
+                f"{path} is a checkpoint of a fork of the ultralytics/yolov5 repository, with classes the yolov5 "
+                f"package {classic.TESTED} lacks ({e}); yoloslim prunes the repository's own models (v5.0 to v7.0)"
+            ) from None
         raise YoloslimError(
             f"{path} was saved with classes this Ultralytics {ultralytics_version} lacks ({e}); it was saved by "
             "another Ultralytics version: load it with that one, or retrain from its yaml with this one"
@@ -191,9 +205,9 @@ def foreign_pickle(path, module: str) -> str:
     top = module.split(".")[0]
     if top in ("models", "utils"):  # the ultralytics/yolov5 repository's layout (models/yolo.py, models/common.py)
         return (
-            f"{path} is a checkpoint of the ultralytics/yolov5 repository (or a fork such as YOLOv7's): it needs that "
-            f"repository's own '{module}' module, not the ultralytics package; yoloslim does not support those yet: "
-            "convert it to an Ultralytics model, or use a YOLOv5u model (yolov5nu.yaml, yolov5nu.pt)"
+            f"{path} is a checkpoint of a fork of the ultralytics/yolov5 repository: it needs the module '{module}', "
+            f"which the yolov5 package {classic.TESTED} does not have; yoloslim prunes the repository's own models "
+            "(v5.0 to v7.0)"
         )
     return (
         f"{path} pickles classes of the module '{module}', which is not installed here; install the package that "
@@ -286,7 +300,10 @@ def check_stride(model: nn.Module, imgsz: int, key: str = "imgsz") -> None:
 
 
 def save_checkpoint(model: nn.Module, path, **extra) -> Path:
-    """A standard Ultralytics checkpoint: YOLO(path) loads it without yoloslim installed."""
+    """A standard Ultralytics checkpoint: YOLO(path) loads it without yoloslim installed (a classic YOLOv5 model:
+    the yolov5 repository's checkpoint, which its own code loads)."""
+    if classic.is_classic(model):
+        return classic.save(model, path, **extra)
 
     args = getattr(model, "args", None)
     args = args if isinstance(args, dict) else vars(args) if args is not None else {}

@@ -20,7 +20,7 @@ from ultralytics.data.augment import LetterBox
 from ultralytics.nn.modules import Detect
 from ultralytics.utils import ASSETS
 
-from . import YoloslimError
+from . import YoloslimError, classic
 
 FP32_TOL = 1e-3
 
@@ -51,6 +51,9 @@ def check_onnx(
     heads = [m for m in model.modules() if isinstance(m, Detect)]
     for m in heads:  # what the exporter sets: the decoded tensor alone, anchors per input size
         m.export, m.format, m.dynamic, m.shape = True, "onnx", dynamic, None
+    anchor_based = [m for m in model.modules() if classic.is_classic_head(m)]
+    for m in anchor_based:  # the yolov5 repository's exporter: the decoded (1, anchors, 5 + nc) tensor alone
+        m.export, m.dynamic = True, dynamic
     session = ort_session(onnx_path, threads)
     name = session.get_inputs()[0].name
     gen = torch.Generator().manual_seed(0)
@@ -67,6 +70,9 @@ def check_onnx(
         wants = outputs_of(model, x)
         strides = heads[-1].strides.numpy() if heads and getattr(heads[-1], "strides", None) is not None else None
         gots = session.run(None, {name: x.numpy()})
+        if anchor_based:  # rows as Ultralytics lays them out, (1, 5 + nc, anchors), each anchor with its stride
+            gots[0], wants[0] = gots[0].transpose(0, 2, 1), wants[0].transpose(0, 2, 1)
+            strides = classic.anchor_strides(model, *x.shape[2:])
         if len(gots) != len(wants) or any(g.shape != w.shape for g, w in zip(gots, wants)):
             raise YoloslimError(
                 f"{label}: onnxruntime outputs {[tuple(g.shape) for g in gots]} differ from PyTorch's "
@@ -84,6 +90,8 @@ def check_onnx(
             fp32 = float("nan")
             if not half:
                 exact = outputs_of(copy.deepcopy(model).double(), x.double())
+                if anchor_based:
+                    exact[0] = exact[0].transpose(0, 2, 1)
                 fp32 = max(all_errors(wants, exact, strides, keypoints))
                 if fp32 > tol / 2:
                     message += (

@@ -25,7 +25,7 @@ from pathlib import Path
 from ultralytics import YOLO
 from ultralytics.utils import LOGGER as ULTRALYTICS_LOGGER
 
-from . import YoloslimError
+from . import YoloslimError, classic
 from .args import verb
 from .checkpoint import check_stride, load_model, save_checkpoint
 from .latency import interleaved_latency, ort_latency
@@ -102,11 +102,14 @@ def export_with_report(
         ) from None
     try:
         pt = work / "model.pt"  # a neutral name: Ultralytics rewrites some stock names (yolov5n.pt -> yolov5nu.pt)
-        if is_pt:
+        if classic.is_classic(torch_model):  # in the package's names, which its exporter recognises
+            classic.save(torch_model, pt, names="yolov5")
+        elif is_pt:
             shutil.copyfile(source, pt)
         else:
             save_checkpoint(torch_model, pt)
-        onnx_file = ultralytics_onnx(pt, imgsz=imgsz, dynamic=dynamic, simplify=simplify, opset=opset, half=half)
+        exporter = classic.export_onnx if classic.is_classic(torch_model) else ultralytics_onnx
+        onnx_file = exporter(pt, imgsz=imgsz, dynamic=dynamic, simplify=simplify, opset=opset, half=half)
         reference = load_model(pt)  # the weights exactly as exported (checkpoints store fp16 weights)
         try:
             report = check_onnx(
@@ -125,7 +128,8 @@ def export_with_report(
         shape = "dynamic batch/height/width" if dynamic else f"static 1x3x{imgsz}x{imgsz}"
         LOGGER.info(
             f"exported {dest} ({dest.stat().st_size / 2**20:.1f} MB, {shape}, opset {report['opset']}"
-            f"{', fp16' if half else ''}{', simplified' if simplify else ''}) with the stock Ultralytics exporter"
+            f"{', fp16' if half else ''}{', simplified' if simplify else ''}) with the "
+            + ("yolov5 repository's exporter" if classic.is_classic(torch_model) else "stock Ultralytics exporter")
         )
         diffs = ", ".join(f"{v:.2e} on {k}" for k, v in report["max_diff"].items())
         LOGGER.info(

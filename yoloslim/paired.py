@@ -18,7 +18,7 @@ from ultralytics import YOLO
 from ultralytics.utils import LOGGER as ULTRALYTICS
 from ultralytics.utils.metrics import ap_per_class
 
-from . import YoloslimError
+from . import YoloslimError, classic
 from .checkpoint import load_model, save_checkpoint, task_of
 
 # the validator's true-positive matrix of each task's own metric (mask, pose, rotated box, box)
@@ -40,21 +40,24 @@ def per_image(model, data, imgsz: int, batch: int = 16) -> dict[str, list[np.nda
 
     level = ULTRALYTICS.level
     with tempfile.TemporaryDirectory(prefix="yoloslim-paired-") as tmp:
-        weights = model if isinstance(model, (str, Path)) else save_checkpoint(module, Path(tmp) / "m.pt")
-        yolo = YOLO(str(weights))
-        yolo.add_callback("on_val_batch_end", keep)
         try:
             ULTRALYTICS.setLevel("WARNING")
-            yolo.val(
-                data=str(data),
-                imgsz=imgsz,
-                batch=batch,
-                plots=False,
-                verbose=False,
-                project=tmp,
-                name="val",
-                exist_ok=True,
-            )
+            if classic.is_classic(module):  # Ultralytics' validator too, so both sides are matched the same way
+                classic.validate(module, data, imgsz, batch, tmp, callbacks={"on_val_batch_end": keep})
+            else:
+                weights = model if isinstance(model, (str, Path)) else save_checkpoint(module, Path(tmp) / "m.pt")
+                yolo = YOLO(str(weights))
+                yolo.add_callback("on_val_batch_end", keep)
+                yolo.val(
+                    data=str(data),
+                    imgsz=imgsz,
+                    batch=batch,
+                    plots=False,
+                    verbose=False,
+                    project=tmp,
+                    name="val",
+                    exist_ok=True,
+                )
         finally:
             ULTRALYTICS.setLevel(level)
     if not seen.get("tp"):

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from ultralytics import YOLO
 
-from . import YoloslimError
+from . import YoloslimError, classic
 from .args import verb
 from .checkpoint import check_stride, load_model, save_checkpoint, task_of
 from .data import check
@@ -43,8 +43,11 @@ class PruneResult:
     @property
     def yolo(self):
         """The slim model as an Ultralytics YOLO, to predict, val or export; to train it keep its width with
-        .train(..., trainer=yoloslim.SlimTrainer)."""
+        .train(..., trainer=yoloslim.SlimTrainer). A classic YOLOv5 model: the yolov5 package's AutoShape model
+        (what yolov5.load() returns: it predicts images, paths and arrays)."""
 
+        if classic.is_classic(self.model):
+            return classic.autoshape(self.model)
         if self.slim:
             return YOLO(str(self.slim))
         with tempfile.TemporaryDirectory(prefix="yoloslim-") as tmp:  # YOLO loads from a file; it keeps the module
@@ -171,7 +174,7 @@ def prune(
                     source=str(source) if isinstance(source, (str, Path)) else type(source).__name__,
                 )
     if verbose:
-        report(plan, graph, layers, imgsz, save_dir, dry_run, task_of(model), Path(project) / name)
+        report(plan, graph, layers, imgsz, save_dir, dry_run, model, Path(project) / name)
     return PruneResult(model, plan, layers, save_dir)
 
 
@@ -270,7 +273,7 @@ def held_back(graph, plan: Plan, ratio=None, threshold=None) -> tuple[int, str]:
     return held, asked
 
 
-def report(plan, graph, layers, imgsz, save_dir, dry_run, task, would_be) -> None:
+def report(plan, graph, layers, imgsz, save_dir, dry_run, model, would_be) -> None:
     LOGGER.info(layers.to_string(index=False))
     if dry_run:
         groups = pd.DataFrame(
@@ -291,12 +294,17 @@ def report(plan, graph, layers, imgsz, save_dir, dry_run, task, would_be) -> Non
         LOGGER.info(f"dry run: nothing was written (without dry_run=True: {', '.join(OUTPUTS)} in {would_be})")
     elif save_dir:
         slim = save_dir / "slim.pt"
-        trainer = TRAINERS[task]["slim"].__name__
+        if classic.is_classic(model):
+            how = "the yolov5 package's yolov5.load() or a clone of the repository loads it"
+        else:
+            trainer = TRAINERS[task_of(model)]["slim"].__name__
+            how = (
+                f"in Python: YOLO('{slim}').train(data=..., trainer=yoloslim.{trainer}); a plain YOLO(...).train() "
+                "rebuilds the model from its yaml at full width"
+            )
         LOGGER.info(
             f"saved {slim}, plan.json, layers.csv, channels.png in {save_dir}\n"
-            f"train it at its slim width: yoloslim finetune model={slim} data=... (in Python: "
-            f"YOLO('{slim}').train(data=..., trainer=yoloslim.{trainer}); a plain YOLO(...).train() "
-            "rebuilds the model from its yaml at full width)"
+            f"train it at its slim width: yoloslim finetune model={slim} data=... ({how})"
         )
 
 

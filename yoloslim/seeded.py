@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from . import classic
 from .checkpoint import model_from_yaml
 
 
@@ -19,7 +20,7 @@ def seeded_model(cfg: str, seed: int = 0, nc: int | None = None, calibration: li
     64 px, or twice the largest stride); the model is returned in eval mode."""
 
     torch.manual_seed(seed)
-    model = model_from_yaml(cfg, nc=nc)
+    model = classic.from_yaml(cfg, nc=nc) if classic.is_classic_yaml(cfg) else model_from_yaml(cfg, nc=nc)
     gen = torch.Generator().manual_seed(seed)
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
@@ -89,6 +90,10 @@ def raw_outputs(model, x):
     """Every raw output of the head before decoding, flattened side by side: box distributions and class logits,
     and the task's own (mask coefficients and prototypes, keypoints, angles), of both heads of an end2end model."""
     model.eval()
+    if classic.is_classic(model):  # (decoded, per-level raw) or, segment, (decoded, protos, per-level raw)
+        out = model(x)
+        parts = [*out[-1], *out[1:-1]]
+        return torch.cat([v.flatten(1) for v in parts], 1)
     _, preds = model(x)
     heads = [preds["one2many"], preds["one2one"]] if "one2one" in preds else [preds]
     parts = [v for h in heads for k, v in sorted(h.items()) if k != "feats" and torch.is_tensor(v)]
