@@ -93,12 +93,14 @@ def summary(table: pd.DataFrame, tolerance: float = 0.01) -> str:
 
 def train_seconds(run: Path) -> float:
     """Training time of every stage of a pipeline folder, from Ultralytics' results.csv (its `time` column is
-    cumulative and survives a resume), so an interrupted model still gets its whole time."""
+    cumulative and survives a resume), so an interrupted model still gets its whole time. The yolov5 repository's
+    results.csv has no time: a classic model's training time is its wall time."""
     total = 0.0
     for results in run.glob("train/*/results.csv"):
         rows = results.read_text().strip().splitlines()
         header = [h.strip() for h in rows[0].split(",")]
-        total += float(rows[-1].split(",")[header.index("time")])
+        if "time" in header:
+            total += float(rows[-1].split(",")[header.index("time")])
     return total
 
 

@@ -31,7 +31,7 @@ from ultralytics.nn.tasks import guess_model_task, yaml_model_load
 from ultralytics.utils import DEFAULT_CFG, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
-from . import YoloslimError
+from . import YoloslimError, classic
 from .args import RULES, verb
 from .checkpoint import MODEL_TASKS, check_stride, load_checkpoint, load_model, task_of
 from .data import check
@@ -613,6 +613,12 @@ def _run(kind: str, model, data, **kwargs) -> Path:
     if not str(data).endswith((".yaml", ".yml")):
         raise YoloslimError(f"data={data} must be a YOLO data.yaml")
     module = load_model(model)  # one clear line for a missing, corrupt or unsupported model, before any work
+    if classic.is_classic(module):
+        raise YoloslimError(
+            f"{model} is a classic YOLOv5 model (the yolov5 repository's): yoloslim prunes, inspects, exports and "
+            "validates it, but does not train it yet; train it with the repository's train.py (its finetune "
+            "rebuilds a pruned model at full width from the yaml: keep the slim module when you do)"
+        )
     task = task_of(module)
     check(data, task=task)
     if "imgsz" in kwargs:
