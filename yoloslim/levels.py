@@ -13,14 +13,13 @@ from pathlib import Path
 
 import yaml
 from torch import nn
-from ultralytics import YOLO
-from ultralytics.utils import LOGGER as ULTRALYTICS
 
-from . import YoloslimError, classic
-from .checkpoint import load_model, save_checkpoint
+from . import YoloslimError
+from .checkpoint import load_model
 from .log import LOGGER
 from .measure import layer_stats
 from .onnx_export import export_with_report
+from .paired import validate
 from .slimming import pruned_copy
 
 GRID = [round(i / 100, 2) for i in range(1, 100)]
@@ -97,27 +96,7 @@ def accuracy(model: nn.Module | str | Path, data, imgsz: int, batch: int = 16) -
     (mask for segment, pose for pose, the rotated boxes' for obb), with the boxes' as box mAP50(-95) for segment
     and pose."""
 
-    module = load_model(model)
-    level = ULTRALYTICS.level
-    with tempfile.TemporaryDirectory(prefix="yoloslim-val-") as tmp:
-        try:
-            ULTRALYTICS.setLevel("WARNING")  # one validation per level: their summaries would bury ours
-            if classic.is_classic(module):
-                m = classic.validate(module, data, imgsz, batch, tmp)
-            else:
-                weights = model if isinstance(model, (str, Path)) else save_checkpoint(module, Path(tmp) / "m.pt")
-                m = YOLO(str(weights)).val(
-                    data=str(data),
-                    imgsz=imgsz,
-                    batch=batch,
-                    plots=False,
-                    verbose=False,
-                    project=tmp,
-                    name="val",
-                    exist_ok=True,
-                )
-        finally:
-            ULTRALYTICS.setLevel(level)
+    m = validate(model, load_model(model), data, imgsz, batch)
     own = getattr(m, "seg", None) or getattr(m, "pose", None)
     if own is None:
         return {"mAP50": float(m.box.map50), "mAP50-95": float(m.box.map)}

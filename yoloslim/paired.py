@@ -38,31 +38,37 @@ def per_image(model, data, imgsz: int, batch: int = 16) -> dict[str, list[np.nda
         stats = validator.metrics.stats
         seen.update({k: list(stats[k]) for k in ("conf", "pred_cls", "target_cls")}, tp=list(stats[tp_key]))
 
-    level = ULTRALYTICS.level
-    with tempfile.TemporaryDirectory(prefix="yoloslim-paired-") as tmp:
-        try:
-            ULTRALYTICS.setLevel("WARNING")
-            if classic.is_classic(module):  # Ultralytics' validator too, so both sides are matched the same way
-                classic.validate(module, data, imgsz, batch, tmp, callbacks={"on_val_batch_end": keep})
-            else:
-                weights = model if isinstance(model, (str, Path)) else save_checkpoint(module, Path(tmp) / "m.pt")
-                yolo = YOLO(str(weights))
-                yolo.add_callback("on_val_batch_end", keep)
-                yolo.val(
-                    data=str(data),
-                    imgsz=imgsz,
-                    batch=batch,
-                    plots=False,
-                    verbose=False,
-                    project=tmp,
-                    name="val",
-                    exist_ok=True,
-                )
-        finally:
-            ULTRALYTICS.setLevel(level)
+    validate(model, module, data, imgsz, batch, callbacks={"on_val_batch_end": keep})
     if not seen.get("tp"):
         raise YoloslimError(f"the val split of {data} has no images to compare the models on")
     return seen
+
+
+def validate(model, module, data, imgsz: int, batch: int, callbacks: dict | None = None):
+    """Ultralytics' validator on model (a path or module; module: it loaded), its summaries held back; a classic
+    YOLOv5 model through classic.validate, so both are matched and scored the same way. Returns its metrics."""
+    level = ULTRALYTICS.level
+    with tempfile.TemporaryDirectory(prefix="yoloslim-val-") as tmp:
+        try:
+            ULTRALYTICS.setLevel("WARNING")  # one validation per level: their summaries would bury ours
+            if classic.is_classic(module):
+                return classic.validate(module, data, imgsz, batch, tmp, callbacks=callbacks)
+            weights = model if isinstance(model, (str, Path)) else save_checkpoint(module, Path(tmp) / "m.pt")
+            yolo = YOLO(str(weights))
+            for event, fn in (callbacks or {}).items():
+                yolo.add_callback(event, fn)
+            return yolo.val(
+                data=str(data),
+                imgsz=imgsz,
+                batch=batch,
+                plots=False,
+                verbose=False,
+                project=tmp,
+                name="val",
+                exist_ok=True,
+            )
+        finally:
+            ULTRALYTICS.setLevel(level)
 
 
 def map50_95(stats: dict[str, list[np.ndarray]], images) -> float:
