@@ -34,6 +34,29 @@ def raw_outputs(model, x):
     return outputs(model, x)
 
 
+def masked_pruning_error(model, image) -> float:
+    """Zero random channels of every prunable group (gamma and beta), remove them, and return the relative change
+    of the raw outputs in float64 (exact surgery: ~1e-12), asserting along the way that most of the model is
+    prunable, that exactly the masked channels went and that the model shrank."""
+    from yoloslim.seeded import calibrate as measure
+    from yoloslim.seeded import mask_random_channels, prune_masked
+    from yoloslim.seeded import raw_outputs as outputs
+    from yoloslim.slimming import graph_of
+
+    graph = graph_of(model)
+    live = [g for g in graph.groups() if not g.frozen_reasons]
+    assert len(live) > 0.6 * len(graph.groups())  # most of the model is prunable, not frozen away
+    chosen = mask_random_channels(graph, seed=1)
+    measure(model)
+    model.double()
+    before = outputs(model, image.double())
+    params_before = sum(p.numel() for p in model.parameters())
+    kept = prune_masked(model, graph)
+    assert all(len(kept[g]) == g.size - len(idx) for g, idx in chosen.items())
+    assert sum(p.numel() for p in model.parameters()) < 0.8 * params_before
+    return rel_err(outputs(model, image.double()), before)
+
+
 def rel_err(a, b):
     return float((a - b).abs().max() / b.abs().max())
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import fast_only, rel_err
+from helpers import fast_only, masked_pruning_error
 
 from yoloslim import YoloslimError, classic
 from yoloslim.checkpoint import load_model
-from yoloslim.seeded import calibrate, mask_random_channels, prune_masked, raw_outputs, seeded_model
+from yoloslim.seeded import seeded_model
 from yoloslim.slimming import graph_of
 
 yolov5 = pytest.importorskip("yolov5")  # installed by make install (requirements-yolov5.txt): CI always has it
@@ -86,26 +86,11 @@ def v50_yaml(tmp_path_factory):
     return path
 
 
-def masked_equivalence(model, image):
-    graph = graph_of(model)
-    live = [g for g in graph.groups() if not g.frozen_reasons]
-    assert len(live) > 0.6 * len(graph.groups())  # most of the model is prunable
-    chosen = mask_random_channels(graph, seed=1)
-    calibrate(model)
-    model.double()
-    before = raw_outputs(model, image.double())
-    params = sum(p.numel() for p in model.parameters())
-    kept = prune_masked(model, graph)
-    assert all(len(kept[g]) == g.size - len(idx) for g, idx in chosen.items())
-    assert sum(p.numel() for p in model.parameters()) < 0.8 * params
-    return rel_err(raw_outputs(model, image.double()), before)
-
-
 @pytest.mark.parametrize("cfg", fast_only("yolov5n.yaml", CLASSIC))
 def test_removing_masked_channels_keeps_classic_outputs(cfg, image):
     model = seeded_model(str(YAMLS / cfg), seed=0)
     assert classic.is_classic(model)
-    assert masked_equivalence(model, image) < 1e-9
+    assert masked_pruning_error(model, image) < 1e-9
     side = 3 * int(model.stride.max())
     model.float()(torch.zeros(1, 3, side, side))  # the stock forward runs at another size
 
@@ -114,7 +99,7 @@ def test_a_v50_layout_prunes_exactly(v50_yaml, image):
     """Focus stem and SPP, the layout of v5.0 checkpoints."""
     model = seeded_model(str(v50_yaml), seed=0)
     assert type(model.model[0]).__name__ == "Focus" and type(model.model[8]).__name__ == "SPP"
-    assert masked_equivalence(model, image) < 1e-9
+    assert masked_pruning_error(model, image) < 1e-9
 
 
 @pytest.mark.slow
@@ -123,7 +108,7 @@ def test_real_checkpoints_prune_exactly(real_weights, name, image):
     """The repository's COCO yolov5s.pt (v6/v7 layout) and a user's 4-class v5.0 model (Focus, SPP), as saved."""
     model = load_model(real_weights[name])
     assert classic.is_classic(model) and type(model).__module__ == "yolov5.models.yolo"
-    assert masked_equivalence(model, image) < 1e-9
+    assert masked_pruning_error(model, image) < 1e-9
 
 
 def test_an_old_checkpoint_loads_as_attempt_load_makes_it(v50_yaml, tmp_path):
