@@ -26,7 +26,7 @@ def load_model(model, verbose: bool = False) -> nn.Module:
         model = model.model
     if isinstance(model, nn.Module):
         if classic.is_classic(model):  # a copy: check() moves it onto the package's classes
-            return classic.check(copy.deepcopy(model), "the given model")
+            return check_finite(classic.check(copy.deepcopy(model), "the given model"), "the given model")
         return _check_task(model, "the given model")
     path = Path(str(model))
     suffix = path.suffix.lower()  # best.PT is a checkpoint too
@@ -59,7 +59,7 @@ def load_model(model, verbose: bool = False) -> nn.Module:
             "give the best.pt/last.pt that Ultralytics training wrote"
         )
     if classic.is_classic(candidate):  # before .float(): a classic model's _apply reads its layers
-        return classic.check(candidate, str(path)).float().cpu()
+        return check_finite(classic.check(candidate, str(path)), str(path)).float().cpu()
     m = candidate.float().cpu()
     if isinstance(ckpt.get("train_args"), dict):
         m.args = ckpt["train_args"]
@@ -253,6 +253,21 @@ def check_version(model: nn.Module, what: str, saved_by: str | None) -> None:
         model.train(training)
 
 
+def check_finite(model: nn.Module, what: str) -> nn.Module:
+    """One line naming the first layer with NaN or infinite weights or BN statistics (any model of model.model)."""
+    for index, layer in enumerate(model.model):
+        for name, m in layer.named_modules():
+            tensors = [*m.named_parameters(recurse=False), *m.named_buffers(recurse=False)]
+            bad = next((k for k, t in tensors if t.is_floating_point() and not torch.isfinite(t).all()), None)
+            if bad:  # NaN gammas would rank channels at random and the outputs are NaN: a diverged training
+                raise YoloslimError(
+                    f"{what}: layer {index} ({type(layer).__name__}{', ' + name if name else ''}) has NaN or "
+                    f"infinite values in its {bad}; the training that saved it diverged: give an earlier checkpoint "
+                    "(e.g. a best.pt from before the loss became nan)"
+                )
+    return model
+
+
 def _check_task(model: nn.Module, what: str) -> nn.Module:
     if type(model).__module__.split(".")[0] in ("models", "utils"):  # run where a yolov5 clone's models/ imports
         raise YoloslimError(foreign_pickle(what, type(model).__module__))
@@ -270,16 +285,9 @@ def _check_task(model: nn.Module, what: str) -> nn.Module:
         raise YoloslimError(
             f"{what} is fused (its BatchNorms were folded into convs); use the unfused checkpoint that training saved"
         )
+    check_finite(model, what)
     for index, layer in enumerate(model.model):
         for name, m in layer.named_modules():
-            tensors = [*m.named_parameters(recurse=False), *m.named_buffers(recurse=False)]
-            bad = next((k for k, t in tensors if t.is_floating_point() and not torch.isfinite(t).all()), None)
-            if bad:  # NaN gammas would rank channels at random and the outputs are NaN: a diverged training
-                raise YoloslimError(
-                    f"{what}: layer {index} ({type(layer).__name__}{', ' + name if name else ''}) has NaN or "
-                    f"infinite values in its {bad}; the training that saved it diverged: give an earlier checkpoint "
-                    "(e.g. a best.pt from before the loss became nan)"
-                )
             if isinstance(m, Conv) and not isinstance(m.bn, nn.BatchNorm2d):
                 raise YoloslimError(
                     f"{what}: layer {index} ({type(layer).__name__}{', ' + name if name else ''}) has "

@@ -94,7 +94,7 @@ def task_of(model: nn.Module) -> str:
 
 
 def check(model: nn.Module, what: str) -> nn.Module:
-    """The checks every model gets (its task, unfused, finite weights), and the compatibility updates the
+    """The checks every model gets (its task, unfused; checkpoint.check_finite the weights), and the updates the
     repository's attempt_load makes to checkpoints of older releases (v5.0/v6.x), so they run on v7.0 code."""
     name = type(model).__name__
     if name not in MODEL_TASKS:
@@ -133,13 +133,6 @@ def check(model: nn.Module, what: str) -> nn.Module:
                 raise YoloslimError(
                     f"{what} is fused (its BatchNorms were folded into convs, {where}); use the unfused checkpoint "
                     "that training saved (weights/best.pt)"
-                )
-            tensors = [*m.named_parameters(recurse=False), *m.named_buffers(recurse=False)]
-            bad = next((k for k, t in tensors if t.is_floating_point() and not torch.isfinite(t).all()), None)
-            if bad:
-                raise YoloslimError(
-                    f"{what}: {where} has NaN or infinite values in its {bad}; the training that saved it diverged: "
-                    "give an earlier checkpoint"
                 )
     return model
 
