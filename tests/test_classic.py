@@ -229,13 +229,3 @@ def test_a_fork_checkpoint_is_named_not_called_corrupt(tmp_path):
         del models.yolo.IDetect
     with pytest.raises(YoloslimError, match="fork of the ultralytics/yolov5 repository"):
         load_model(path)
-
-
-def test_training_a_classic_model_is_refused_in_one_line(tiny_data, tmp_path):
-    import yoloslim
-
-    pt = classic.save(seeded_model(str(YAMLS / "yolov5n.yaml"), nc=2), tmp_path / "m.pt")
-    for verb in (yoloslim.train, yoloslim.sparse, yoloslim.finetune):
-        with pytest.raises(YoloslimError, match="does not train it yet"):
-            verb(pt, data=tiny_data, epochs=1, imgsz=64, project=str(tmp_path / "runs"))
-    assert not (tmp_path / "runs").exists()

@@ -11,7 +11,8 @@ import torch
 from helpers import build, tiny_train_args
 
 from yoloslim import YoloslimError
-from yoloslim.trainer import SparseTrainer, check_sparse_settings, sparse, sparsity_penalty
+from yoloslim.sparsity import sparsity_penalty
+from yoloslim.trainer import SparseTrainer, check_sparse_settings, sparse
 
 pytestmark = pytest.mark.slow  # real trainings
 

@@ -46,6 +46,8 @@ def enable():
         ) from None
     from .blocks import classic as blocks
 
+    if not hasattr(np, "trapz"):  # its val's mAP integrates with np.trapz, which numpy 2.4 renamed to trapezoid
+        np.trapz = np.trapezoid
     blocks.register(importlib.import_module("yolov5.models.common"), yolo)
     root = str(Path(yolov5.__file__).parent)
     if root not in sys.path:  # put there by the package's first import; put back if something took it off

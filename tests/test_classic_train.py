@@ -1,0 +1,98 @@
+"""Classic YOLOv5 training through the repository's own train.py, hooked: the penalty zeros gammas (the saved EMA
+too), a pruned model is finetuned at its slim width, classes are mapped by name, and arguments train.py has no
+counterpart for are refused in one line before anything is written."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+import yoloslim
+from yoloslim import YoloslimError, classic
+from yoloslim.checkpoint import load_model
+from yoloslim.seeded import seeded_model
+
+yolov5 = pytest.importorskip("yolov5")  # installed by make install (requirements-yolov5.txt): CI always has it
+YAMLS = Path(yolov5.__file__).parent / "models"
+TINY = {"imgsz": 64, "batch": 4, "workers": 0, "plots": False}
+
+
+@pytest.fixture(scope="module")
+def classic_pt(tmp_path_factory):
+    path = tmp_path_factory.mktemp("classic") / "yolov5n.pt"
+    return classic.save(seeded_model(str(YAMLS / "yolov5n.yaml"), nc=2), path, names="models")
+
+
+def gammas_at_zero(model: torch.nn.Module) -> float:
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    return float(torch.cat([(bn.weight == 0).float() for bn in bns]).mean())
+
+
+@pytest.mark.slow
+def test_sparse_prune_finetune_keeps_the_slim_width(classic_pt, tiny_data, tmp_path):
+    """sparse -> prune -> finetune on a classic model, each by the repository's train.py: the penalty drives the
+    pushed share to exact zeros in the saved (EMA) model, and the finetuned model keeps the pruned parameter count."""
+    runs = tmp_path / "runs"
+    args = {**TINY, "epochs": 5, "optimizer": "SGD", "lr0": 0.05, "project": str(runs)}
+    sparse_pt = yoloslim.sparse(classic_pt, data=tiny_data, sr=300, sr_share=0.5, **args)
+    sparsity = pd.read_csv(sparse_pt.parent / "sparsity.csv")
+    assert sparsity["sparsity/zeroed"].iloc[-1] >= 0.45 and len(sparsity) == 5
+    assert (sparse_pt.parent / "gammas.png").exists() and (sparse_pt.parent / "results.csv").exists()
+    assert gammas_at_zero(load_model(sparse_pt)) > 0.3  # exact zeros in the saved model, not only small values
+
+    yoloslim.prune(sparse_pt, ratio=0.45, project=str(runs), name="prune")
+    slim = load_model(runs / "prune" / "slim.pt")
+    size = sum(p.numel() for p in slim.parameters())
+    assert size < 0.75 * sum(p.numel() for p in load_model(classic_pt).parameters())
+
+    best = yoloslim.finetune(runs / "prune" / "slim.pt", data=tiny_data, **{**args, "epochs": 1})
+    tuned = load_model(best)
+    assert classic.is_classic(tuned) and sum(p.numel() for p in tuned.parameters()) == size
+    assert [p.shape for p in tuned.parameters()] == [p.shape for p in slim.parameters()]
+    from yolov5.models.experimental import attempt_load  # the repository's own loader runs it
+
+    with classic.trusted_loads():
+        loaded = attempt_load(str(best), device="cpu")
+    assert loaded(torch.zeros(1, 3, 64, 64))[0].shape[-1] == 5 + 2
+
+
+def test_class_outputs_are_mapped_by_name():
+    """Per anchor: box and objectness rows kept, a class kept moves to its new index, a new one starts fresh."""
+    from yoloslim.classic_train import fit_classes
+
+    model = classic.retarget(seeded_model(str(YAMLS / "yolov5n.yaml"), nc=2), "yolov5")
+    model.names = {0: "bud", 1: "leaf"}
+    head = model.model[-1]
+    before = [conv.weight.detach().clone().flatten(1) for conv in head.m]
+    fit_classes(model, {0: "leaf", 1: "stem", 2: "bud"})
+    assert head.nc == 3 and head.no == 8 and model.names == {0: "leaf", 1: "stem", 2: "bud"}
+    for old, conv in zip(before, head.m):
+        new = conv.weight.detach().flatten(1)
+        assert new.shape[0] == head.na * 8
+        for a in range(head.na):
+            assert torch.equal(new[a * 8 : a * 8 + 5], old[a * 7 : a * 7 + 5])  # box + objectness
+            assert torch.equal(new[a * 8 + 5], old[a * 7 + 6])  # leaf: 1 -> 0
+            assert torch.equal(new[a * 8 + 7], old[a * 7 + 5])  # bud: 0 -> 2
+    assert model(torch.zeros(1, 3, 64, 64))[0].shape[-1] == 8
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"nbs": 16}, "fixes it at 64"),
+        ({"close_mosaic": 5}, "fixes it at 0"),
+        ({"val": False}, "fixes it at True"),
+        ({"dfl": 1.0}, "has no counterpart"),
+        ({"optimizer": "RAdam"}, "SGD, Adam, AdamW"),
+    ],
+)
+def test_arguments_train_py_cannot_honour_are_refused(classic_pt, tiny_data, tmp_path, given, message):
+    with pytest.raises(YoloslimError, match=message):
+        yoloslim.train(classic_pt, data=tiny_data, epochs=1, project=str(tmp_path / "runs"), **TINY, **given)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_finished_run_is_not_resumed(classic_pt, tiny_data, tmp_path):
+    with pytest.raises(YoloslimError, match="finished run"):
+        yoloslim.train(classic_pt, data=tiny_data, resume=True, project=str(tmp_path / "runs"), **TINY)
