@@ -34,7 +34,7 @@ def test_sparse_prune_finetune_keeps_the_slim_width(classic_pt, tiny_data, tmp_p
     """sparse -> prune -> finetune on a classic model, each by the repository's train.py: the penalty drives the
     pushed share to exact zeros in the saved (EMA) model, and the finetuned model keeps the pruned parameter count."""
     runs = tmp_path / "runs"
-    args = {**TINY, "epochs": 5, "optimizer": "SGD", "lr0": 0.05, "project": str(runs)}
+    args = {**TINY, "epochs": 5, "optimizer": "SGD", "lr0": 0.05, "project": str(runs), "nbs": 4}
     sparse_pt = yoloslim.sparse(classic_pt, data=tiny_data, sr=300, sr_share=0.5, **args)
     sparsity = pd.read_csv(sparse_pt.parent / "sparsity.csv")
     assert sparsity["sparsity/zeroed"].iloc[-1] >= 0.45 and len(sparsity) == 5
@@ -80,7 +80,7 @@ def test_class_outputs_are_mapped_by_name():
 @pytest.mark.parametrize(
     ("given", "message"),
     [
-        ({"nbs": 16}, "fixes it at 64"),
+        ({"nbs": 16}, "nbs=16 with batch=4"),
         ({"close_mosaic": 5}, "fixes it at 0"),
         ({"val": False}, "fixes it at True"),
         ({"dfl": 1.0}, "has no counterpart"),
@@ -96,3 +96,16 @@ def test_arguments_train_py_cannot_honour_are_refused(classic_pt, tiny_data, tmp
 def test_a_finished_run_is_not_resumed(classic_pt, tiny_data, tmp_path):
     with pytest.raises(YoloslimError, match="finished run"):
         yoloslim.train(classic_pt, data=tiny_data, resume=True, project=str(tmp_path / "runs"), **TINY)
+
+
+def test_steps_follow_train_pys_accumulation():
+    """Told a batch of 64 (nbs=batch), train.py steps every batch; told 8, it ramps its accumulation up to 8 batches
+    over its warm-up (at least 100 batches), then steps every 8: the schedule the EMA and the push are fitted to."""
+    from yoloslim.classic_train import ClassicRun
+
+    run = ClassicRun(None, epochs=20, start_epoch=0, warmup_epochs=0, sparse=None, save_dir=None)
+    run.loader, run.told_batch = range(12), 64
+    assert run.steps() == [12] * 20
+    run.told_batch = 8
+    steps = run.steps()
+    assert steps[0] >= 8 and abs(sum(steps[10:]) - 10 * 12 / 8) <= 1

@@ -55,7 +55,7 @@ OPTIONS = {
 NEGATED = {"plots": "noplots"}  # train.py's flag says the opposite
 # Ultralytics arguments train.py has no way to honour at anything but this value (its code fixes them; val=False:
 # its noval path fails in 7.0.14, on an unset map50s)
-FIXED = {"nbs": NBS, "close_mosaic": 0, "amp": True, "verbose": True, "val": True}
+FIXED = {"close_mosaic": 0, "amp": True, "verbose": True, "val": True}
 OPTIMIZERS = ("SGD", "Adam", "AdamW")
 HOOKED = ("Model", "smart_optimizer", "ModelEMA", "create_dataloader", "check_requirements")
 
@@ -69,6 +69,8 @@ class ClassicRun(SparsityRun):
         self.warmup_epochs = warmup_epochs
         self.sparse, self.save_dir = sparse, save_dir
         self.args = SimpleNamespace(**(sparse or {}), nbs=NBS)
+        self.loader_batch: int | None = None  # nbs= honoured (see train): the images a batch, train.py told 64
+        self.told_batch = 16  # the batch size train.py is given, from which it derives its accumulation
         self.model = self.optimizer = self.ema = self.loader = None
         self.gammas, self.penalty_seconds, self.batches_since_step = [], 0.0, 0
         self.reached, self.said_pushing_on = False, False
@@ -84,13 +86,14 @@ class ClassicRun(SparsityRun):
     def steps(self) -> list[int]:
         """Optimizer steps in each epoch of this run, as train.py takes them: it accumulates batches up to NBS
         images a step, ramping up from one batch a step over its warm-up (at least 100 batches)."""
-        batches, accumulate, last, out = len(self.loader), max(round(NBS / self.batch_size), 1), -1, []
+        told = self.told_batch
+        batches, accumulate, last, out = len(self.loader), max(round(NBS / told), 1), -1, []
         warmup = max(round(self.warmup_epochs * batches), 100)
         for epoch in range(self.epochs):
             out.append(0)
             for ni in range(batches * epoch, batches * (epoch + 1)):
                 if ni <= warmup:
-                    accumulate = max(1, round(float(np.interp(ni, [0, warmup], [1, NBS / self.batch_size]))))
+                    accumulate = max(1, round(float(np.interp(ni, [0, warmup], [1, NBS / told]))))
                 if ni - last >= accumulate:
                     out[-1], last = out[-1] + 1, ni
         return out[self.start_epoch :]
@@ -141,6 +144,8 @@ def check_arguments(kwargs: dict) -> tuple[dict, dict]:
             options[NEGATED[key]] = not value
         elif key in hyp_keys:
             hyp[key] = value
+        elif key == "nbs":
+            options["nbs"] = value
         elif key in FIXED:
             if value != FIXED[key]:
                 raise YoloslimError(
@@ -232,8 +237,10 @@ def hooked(run: ClassicRun):
         run.ema = saved["ModelEMA"](model, *args, **kwargs)
         return run.ema
 
-    def loader(*args, **kwargs):
-        out = saved["create_dataloader"](*args, **kwargs)
+    def loader(path, imgsz, batch_size, *args, **kwargs):
+        if run.loader_batch:  # the training loader nbs= images a batch, the val loader twice that (as train.py)
+            batch_size = run.loader_batch * (1 if run.loader is None else 2)
+        out = saved["create_dataloader"](path, imgsz, batch_size, *args, **kwargs)
         if run.loader is None:  # the first is the training loader
             run.loader, run.batch_size = out[0], out[0].batch_size
         return out
@@ -289,6 +296,7 @@ def train(kind: str, module: torch.nn.Module, source, data, **kwargs) -> Path:
         module, start_epoch = classic.check(ckpt["model"], str(last)).float(), ckpt["epoch"] + 1
         save_dir, stored = last.parent.parent, yaml.safe_load((last.parent.parent / "opt.yaml").read_text())
         sparse, epochs, hyp = stored.get("yoloslim_sparse") or {}, stored["epochs"], stored["hyp"]
+        loader_batch, told_batch = stored.get("yoloslim_batch"), stored["batch_size"]
         opt = {"resume": str(last)}
     else:
         hyp = {**yaml.safe_load(open(hyp_file())), **hyp_given}
@@ -297,6 +305,21 @@ def train(kind: str, module: torch.nn.Module, source, data, **kwargs) -> Path:
             options["optimizer"], hyp["lr0"] = "SGD", SPARSE_LR0
         elif options.get("optimizer", "auto") == "auto":
             options["optimizer"] = "SGD"  # the repository's default, at its hyp's lr0
+        # train.py steps every 64 images (a literal); nbs=batch (yoloslim's pipeline) is honoured by telling it the
+        # batch is 64 (so it accumulates nothing and scales weight decay by 1, as Ultralytics does at nbs=batch) while
+        # the loader yields batch images: one optimizer step a batch
+        told_batch = loader_batch = int(options.get("batch_size", 16))
+        nbs = int(options.pop("nbs", NBS))
+        if nbs != NBS and nbs != loader_batch:
+            raise YoloslimError(
+                f"nbs={nbs} with batch={loader_batch}: the yolov5 repository's train.py, which trains classic models, "
+                f"steps every 64 images; yoloslim can make it step every batch instead (nbs=batch), not every {nbs} "
+                f"images: give nbs={loader_batch}, or nbs=64 (its own rule)"
+            )
+        if nbs != NBS:
+            told_batch = options["batch_size"] = NBS
+        else:
+            loader_batch = None
         project, name = Path(options.pop("project", "runs/yoloslim")), options.pop("name", "train")
         save_dir = Path(increment_path(project / name, exist_ok=options.pop("exist_ok", False)))
         fit_classes(module, check_det_dataset(str(data))["names"])
@@ -304,6 +327,7 @@ def train(kind: str, module: torch.nn.Module, source, data, **kwargs) -> Path:
     made = not save_dir.exists()
     save_dir.mkdir(parents=True, exist_ok=True)
     run = ClassicRun(module, epochs, start_epoch, hyp["warmup_epochs"], sparse if kind == "sparse" else None, save_dir)
+    run.loader_batch, run.told_batch = loader_batch, told_batch
     callbacks = Callbacks()
     callbacks.register_action("on_train_start", "yoloslim", lambda *a: run.on_train_start())
     callbacks.register_action("on_train_epoch_start", "yoloslim", lambda *a: run.on_epoch_start())
@@ -319,7 +343,8 @@ def train(kind: str, module: torch.nn.Module, source, data, **kwargs) -> Path:
                 hyp_path = Path(tmp) / "hyp.yaml"
                 hyp_path.write_text(yaml.safe_dump(hyp, sort_keys=False))
                 data_yaml = data_file(data, save_dir)
-                opt.update(weights=str(weights), data=str(data_yaml), hyp=str(hyp_path), yoloslim_sparse=run.sparse)
+                opt.update(weights=str(weights), data=str(data_yaml), hyp=str(hyp_path))
+                opt.update(yoloslim_sparse=run.sparse, yoloslim_batch=loader_batch)
             args = train_py.parse_opt(True)
             for key, value in opt.items():
                 setattr(args, key, value)

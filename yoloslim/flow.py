@@ -30,9 +30,10 @@ from pathlib import Path
 
 import torch
 
-from . import YoloslimError
+from . import YoloslimError, classic
 from .args import as_list, verb
 from .checkpoint import check_stride, load_model, task_of
+from .classic_train import FIXED
 from .data import check, synth
 from .io import atomic_write, atomic_write_text, owned
 from .levels import accuracy
@@ -145,6 +146,13 @@ def pipeline(
             data = synth(data.parent, task=task)
     check(data, task=task)
     run = Path(project) / name
+    repository = classic.is_classic(start_model)
+    if repository:
+        LOGGER.info(
+            "a classic YOLOv5 model: the yolov5 repository's train.py trains it, validating every epoch and keeping "
+            "mosaic to the end, as it always does (the baseline's and finetunes' closing does not apply)"
+        )
+    usable = (lambda kw: {k: v for k, v in kw.items() if k not in FIXED}) if repository else (lambda kw: kw)  # noqa: E731
     with owned(run):
         common = {
             "imgsz": imgsz,
@@ -163,7 +171,8 @@ def pipeline(
         # min(10, half) epochs without it (the pretrain's converged model is tuned to whole images: with mosaic to
         # the end a yolov5nu finetune at 0.6 ended at 0.126, without it for the last 10 at 0.157), docs/sparsity.md.
         after_pretrain = {**common, "warmup_epochs": 0, "close_mosaic": 0}
-        closed = lambda epochs: {**after_pretrain, "close_mosaic": closing(epochs)}  # noqa: E731
+        closed = lambda epochs: usable({**after_pretrain, "close_mosaic": closing(epochs)})  # noqa: E731
+        common, after_pretrain = usable(common), usable(after_pretrain)
 
         # What makes each stage's file; a stage's record includes the records of the stages it starts from.
         made = {
@@ -197,6 +206,8 @@ def pipeline(
                 **FINETUNE_OPTIMIZER,
                 "close_mosaic": CLOSING,
             }
+        for record in plan.values() if repository else []:  # what its train.py does instead, on the record
+            record.update({k: v for k, v in FIXED.items() if k in record})
         records = Records(run / "stages.json")
         records.check(plan, run)
 
