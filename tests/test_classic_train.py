@@ -109,3 +109,18 @@ def test_steps_follow_train_pys_accumulation():
     run.told_batch = 8
     steps = run.steps()
     assert steps[0] >= 8 and abs(sum(steps[10:]) - 10 * 12 / 8) <= 1
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_resumes_at_its_width(classic_pt, tiny_data, tmp_path):
+    """An epoch checkpoint that kept its optimizer (save_period=1) is what an interrupted run leaves: resumed, train.py
+    continues it to its epochs at the checkpoint's own width, with the sparse settings it started with."""
+    runs = tmp_path / "runs"
+    args = {**TINY, "epochs": 2, "save_period": 1, "project": str(runs), "nbs": 4}
+    yoloslim.sparse(classic_pt, data=tiny_data, sr=300, sr_share=0.5, optimizer="SGD", lr0=0.05, **args)
+    midway = runs / "sparse" / "weights" / "epoch0.pt"
+    (runs / "sparse" / "sparsity.csv").unlink()
+    last = yoloslim.sparse(midway, data=tiny_data, resume=str(midway), **TINY)
+    assert len(pd.read_csv(last.parent / "sparsity.csv")) == 1  # only epoch 2 was trained again
+    assert pd.read_csv(last.parent / "sparsity.csv")["sparsity/sr"].iloc[0] in (300, 3)  # its own sr, kept
+    assert [p.shape for p in load_model(last).parameters()] == [p.shape for p in load_model(midway).parameters()]
