@@ -124,3 +124,24 @@ def test_an_interrupted_run_resumes_at_its_width(classic_pt, tiny_data, tmp_path
     assert len(pd.read_csv(last.parent / "sparsity.csv")) == 1  # only epoch 2 was trained again
     assert pd.read_csv(last.parent / "sparsity.csv")["sparsity/sr"].iloc[0] in (300, 3)  # its own sr, kept
     assert [p.shape for p in load_model(last).parameters()] == [p.shape for p in load_model(midway).parameters()]
+
+
+@pytest.mark.slow
+def test_compare_puts_a_classic_model_beside_an_ultralytics_one(classic_pt, tiny_data, tmp_path):
+    """One compare: a classic yolov5n (its train.py) and Ultralytics' yolov8n (its trainer), each through the whole
+    pipeline, in one table; the classic run's records say what its train.py fixed."""
+    import json
+
+    from yoloslim.study import compare
+
+    tiny = {"levels": "0.5", "pretrain_epochs": 1, "sparse_epochs": 2, "finetune_epochs": 1, "sr": 300, "export": False}
+    tiny.update(imgsz=64, batch=4, nbs=4, workers=0)
+    table = compare(models=f"{classic_pt},yolov8n.yaml", data=str(tiny_data), project=str(tmp_path), **tiny)
+    assert list(table.model) == ["yolov5n", "yolov5n", "yolov8n", "yolov8n"] and list(table.level) == [0, 0.5] * 2
+    for _, part in table.groupby("model"):
+        assert part.params.iloc[1] < part.params.iloc[0] and part.gflops.iloc[1] < part.gflops.iloc[0]
+    run = tmp_path / "compare" / "yolov5n"
+    records = json.loads((run / "stages.json").read_text())
+    assert records["baseline.pt"]["close_mosaic"] == 0 and records["baseline.pt"]["nbs"] == 4
+    tuned, slim = load_model(run / "slim-0.5-ft.pt"), load_model(run / "prune-0.5" / "slim.pt")
+    assert classic.is_classic(tuned) and [p.shape for p in tuned.parameters()] == [p.shape for p in slim.parameters()]
