@@ -322,7 +322,13 @@ def train(kind: str, module: torch.nn.Module, source, data, **kwargs) -> Path:
             loader_batch = None
         project, name = Path(options.pop("project", "runs/yoloslim")), options.pop("name", "train")
         save_dir = Path(increment_path(project / name, exist_ok=options.pop("exist_ok", False)))
-        fit_classes(module, check_det_dataset(str(data))["names"])
+        names = check_det_dataset(str(data))["names"]
+        if isinstance(source, (str, Path)) and str(source).endswith((".yaml", ".yml")):  # as train.py builds a yaml
+            torch.manual_seed(int(options.get("seed", 0)) + 1)  # its seed before its build: the same start each run
+            module = classic.retarget(classic.from_yaml(source, nc=len(names)), "yolov5").float()
+            module.names = dict(names)
+        else:
+            fit_classes(module, names)
         opt = {**options, "project": str(project), "name": save_dir.name, "exist_ok": True, "cfg": ""}
     made = not save_dir.exists()
     save_dir.mkdir(parents=True, exist_ok=True)
