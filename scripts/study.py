@@ -91,17 +91,17 @@ def summary(table: pd.DataFrame, tolerance: float = 0.01) -> str:
     return pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3g") + "\n"
 
 
-def train_seconds(run: Path) -> float:
+def train_seconds(run: Path, wall: float) -> float:
     """Training time of every stage of a pipeline folder, from Ultralytics' results.csv (its `time` column is
     cumulative and survives a resume), so an interrupted model still gets its whole time. The yolov5 repository's
-    results.csv has no time: a classic model's training time is its wall time."""
-    total = 0.0
+    results.csv has no time: a classic model's training time is its wall time (measuring included)."""
+    total, timed = 0.0, False
     for results in run.glob("train/*/results.csv"):
         rows = results.read_text().strip().splitlines()
         header = [h.strip() for h in rows[0].split(",")]
         if "time" in header:
-            total += float(rows[-1].split(",")[header.index("time")])
-    return total
+            total, timed = total + float(rows[-1].split(",")[header.index("time")]), True
+    return total if timed else wall
 
 
 def run(argv: list[str]) -> None:
@@ -131,10 +131,9 @@ def run(argv: list[str]) -> None:
         for name in KEPT:
             if (project / study / stem / name).exists():
                 shutil.copy(project / study / stem / name, results / stem / name)
+        trained = train_seconds(project / study / stem, wall)
         with times.open("a") as f:
-            f.write(
-                f"{stem},{levels.replace(',', ' ')},{train_seconds(project / study / stem):.0f},{wall:.0f},{resumed}\n"
-            )
+            f.write(f"{stem},{levels.replace(',', ' ')},{trained:.0f},{wall:.0f},{resumed}\n")
     finished = [p for p in sorted(results.iterdir()) if (p / "report.csv").exists()]  # the committed copies
     code = cli_main(
         ["compare", f"runs={','.join(map(str, finished))}", f"project={project}", f"name={study}", "exist_ok=True"]

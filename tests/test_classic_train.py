@@ -145,3 +145,16 @@ def test_compare_puts_a_classic_model_beside_an_ultralytics_one(classic_pt, tiny
     assert records["baseline.pt"]["close_mosaic"] == 0 and records["baseline.pt"]["nbs"] == 4
     tuned, slim = load_model(run / "slim-0.5-ft.pt"), load_model(run / "prune-0.5" / "slim.pt")
     assert classic.is_classic(tuned) and [p.shape for p in tuned.parameters()] == [p.shape for p in slim.parameters()]
+
+
+def test_no_warm_up_keeps_the_bias_lr_and_momentum_flat():
+    """warmup_epochs=0 (a trained model): train.py still warms up 100 batches; its biases then start at lr0, not at
+    warmup_bias_lr=0.1, and the momentum at its own value. optimizer=auto: SGD, at 0.002 for sparse training."""
+    from yoloslim.classic_train import hyperparameters
+
+    options = {}
+    hyp = hyperparameters("sparse", options, {"warmup_epochs": 0})
+    assert options["optimizer"] == "SGD" and hyp["lr0"] == 0.002
+    assert hyp["warmup_bias_lr"] == 0.002 and hyp["warmup_momentum"] == hyp["momentum"] == 0.937
+    stock = hyperparameters("slim", {"optimizer": "Adam"}, {})
+    assert stock["warmup_bias_lr"] == 0.1 and stock["warmup_epochs"] == 3 and stock["lr0"] == 0.01
