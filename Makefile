@@ -6,9 +6,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test test-fast lint install clean
 
-$(STAMP): requirements.txt requirements-yolov5.txt pyproject.toml
+$(STAMP): requirements.txt requirements-yolov5.txt requirements-export.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-yolov5.txt
+	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-yolov5.txt -r requirements-export.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $(STAMP)
 

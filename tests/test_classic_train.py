@@ -158,3 +158,13 @@ def test_no_warm_up_keeps_the_bias_lr_and_momentum_flat():
     assert hyp["warmup_bias_lr"] == 0.002 and hyp["warmup_momentum"] == hyp["momentum"] == 0.937
     stock = hyperparameters("slim", {"optimizer": "Adam"}, {})
     assert stock["warmup_bias_lr"] == 0.1 and stock["warmup_epochs"] == 3 and stock["lr0"] == 0.01
+
+
+@pytest.mark.slow
+def test_warmup_epochs_0_skips_train_pys_warm_up(classic_pt, tiny_data, tmp_path):
+    """train.py warms up 100 batches whatever it is told; at warmup_epochs=0 every step gets its schedule's lr."""
+    runs = tmp_path / "runs"
+    for warmup, name in ((0, "cold"), (3, "warm")):
+        yoloslim.train(classic_pt, data=tiny_data, epochs=2, warmup_epochs=warmup, name=name, project=str(runs), **TINY)
+    lr = {n: pd.read_csv(runs / n / "results.csv", skipinitialspace=True)["x/lr1"] for n in ("cold", "warm")}
+    assert lr["cold"].iloc[0] == pytest.approx(0.01) and lr["warm"].iloc[0] < 0.001  # epoch 1: scheduled, ramping

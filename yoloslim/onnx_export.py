@@ -49,8 +49,16 @@ def export(
     threads: int = 1,
     tol: float = FP32_TOL,
     verbose: bool = True,
+    format: str = "onnx",
+    int8: bool = False,
+    data: str | None = None,
+    batch: int = 16,
 ) -> Path:
     """Export `model` (a .pt, a yaml or a module) to ONNX, check it against PyTorch in onnxruntime, time it.
+
+    format: onnx (default), or torchscript, openvino, ncnn: the stock exporter's, each checked through the
+    runtime Ultralytics loads it with (yoloslim/deploy.py). int8=True: OpenVINO's NNCF or ONNX Runtime's static
+    INT8, calibrated on data='s images; data=: the export's mAP50-95 beside the .pt's (batch: its val batch).
 
     out: the .onnx to write; default next to the .pt with the same stem (Ultralytics' default), or
     runs/yoloslim/export/<name>.onnx for a yaml or a module. half=True exports fp16 weights (Ultralytics'
@@ -59,6 +67,10 @@ def export(
     tol: the fp32 tolerance (see check_onnx); raise it only for a model that PyTorch itself cannot compute to
     1e-3 in fp32, which the error message then says. Returns the path of the checked .onnx.
     """
+    if format != "onnx" or int8 or data is not None:
+        from .deploy import export_deployed  # deferred: its runtimes load only when one is asked for
+
+        return export_deployed(model, format, imgsz, int8, half, data, batch, out, verbose)[0]
     return export_with_report(
         model,
         imgsz=imgsz,
