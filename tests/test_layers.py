@@ -24,8 +24,9 @@ LAYERS = [
         "classic",  # the yolov5 repository's models, beside Ultralytics'
         "classic_train",
         "sparse_run",
+        "quiet",
     },  # the Ultralytics adapter
-    {"pruning", "levels", "onnx_export", "sweep", "flow", "study", "convert"},  # the verbs
+    {"pruning", "levels", "onnx_export", "deploy", "sweep", "flow", "study", "convert"},  # the verbs
     {"cli"},
 ]
 CORE = LAYERS[1]

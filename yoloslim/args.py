@@ -20,11 +20,11 @@ from pathlib import Path
 import torch
 from ultralytics.cfg import CFG_BOOL_KEYS, DEFAULT_CFG_DICT, check_cfg
 from ultralytics.engine.model import Model
-from ultralytics.utils import LOGGER as ULTRALYTICS_LOGGER
 from ultralytics.utils.torch_utils import select_device
 
 from . import YoloslimError
 from .plan import Plan
+from .quiet import SILENT, quiet_ultralytics
 
 TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
 VERBS: dict[str, callable] = {}  # CLI name -> decorated function, filled by @verb
@@ -197,10 +197,10 @@ def device(key, value):
             raise YoloslimError(f"{key}={value} asks for Apple's MPS, which this machine does not have; use device=cpu")
         return value
 
-    visible, quiet = os.environ.get("CUDA_VISIBLE_DEVICES"), ULTRALYTICS_LOGGER.disabled
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     try:
-        ULTRALYTICS_LOGGER.disabled = True  # its banner is for the training that follows, not for this check
-        select_device(str(value), verbose=False)
+        with quiet_ultralytics(SILENT):  # its banner is for the training that follows, not for this check
+            select_device(str(value), verbose=False)
     except Exception:  # Ultralytics explains in several lines; one is enough here
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
         raise YoloslimError(
@@ -208,7 +208,6 @@ def device(key, value):
             f"use device=cpu{' or device=0' if gpus else ''}"
         ) from None
     finally:  # select_device sets CUDA_VISIBLE_DEVICES for the process; the trainer will set it again itself
-        ULTRALYTICS_LOGGER.disabled = quiet
         if visible is None:
             os.environ.pop("CUDA_VISIBLE_DEVICES", None)
         else:

@@ -25,6 +25,7 @@ from torch import nn
 
 from . import YoloslimError, __version__
 from .io import atomic_write
+from .quiet import quieted
 
 TESTED = "7.0.14"  # the yolov5 package the hooks and blocks were written against (requirements-yolov5.txt)
 INSTALL = "pip install -r requirements-yolov5.txt (yolov5==7.0.14 and setuptools<81), or pip install 'yoloslim[yolov5]'"
@@ -146,7 +147,7 @@ def from_yaml(path, nc: int | None = None) -> nn.Module:
 
     head = str(_yaml(path)["head"][-1][2])
     cls = SegmentationModel if head == "Segment" else DetectionModel
-    with quiet_logger():
+    with quieted("yolov5"):
         return check(cls(str(path), nc=nc), str(path))
 
 
@@ -163,20 +164,6 @@ def is_classic_yaml(path) -> bool:
         return isinstance(cfg, dict) and "anchors" in cfg and str(cfg["head"][-1][2]) in ("Detect", "Segment")
     except Exception:  # not readable here: the Ultralytics loader says why
         return False
-
-
-class quiet_logger:
-    """The yolov5 package logs every model it builds (a layer table); keep it to warnings inside."""
-
-    def __enter__(self):
-        import logging
-
-        self.logger = logging.getLogger("yolov5")
-        self.level = self.logger.level
-        self.logger.setLevel(logging.WARNING)
-
-    def __exit__(self, *exc):
-        self.logger.setLevel(self.level)
 
 
 def retarget(model: nn.Module, package: str) -> nn.Module:
@@ -287,7 +274,7 @@ def export_onnx(pt: Path, imgsz: int, dynamic: bool, simplify: bool, opset: int 
     # torch >= 2.9 exports with dynamo unless told otherwise; the exporter was written for the TorchScript one
     torch.onnx.export = functools.partial(export, dynamo=False)
     try:
-        with trusted_loads(), quiet_logger(), quiet_yolov5():
+        with trusted_loads(), quieted("yolov5"), quiet_yolov5():
             files = yolov5.export.run(
                 weights=str(pt),
                 imgsz=(imgsz, imgsz),

@@ -30,8 +30,9 @@ from ultralytics.data.utils import exif_size
 
 from . import YoloslimError
 from .args import VERB_RULES, as_list, optional, verb
-from .data import dataset_folder, image_problem, is_image, quiet_ultralytics, read_dataset, unreadable
+from .data import dataset_folder, image_problem, is_image, read_dataset, unreadable
 from .log import LOGGER
+from .quiet import SILENT, quiet_ultralytics
 
 MIN_BOX_PX = 2  # a clipped box narrower than this teaches nothing
 MIN_IMAGE_PX = 10  # Ultralytics drops images with a side under 10 px
@@ -459,7 +460,7 @@ def unique_places(things, attribute: str = "relative") -> list[str]:
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) as Ultralytics sees the image: upright by its EXIF orientation."""
     try:
-        with large_images(), quiet_ultralytics(), Image.open(path) as im:
+        with large_images(), quiet_ultralytics(SILENT), Image.open(path) as im:
             return exif_size(im)
     except Exception as e:  # PIL raises many kinds for a bad file
         raise YoloslimError(f"{path} cannot be read as an image ({unreadable(e)}); replace it") from None

@@ -21,12 +21,12 @@ import numpy as np
 import yaml
 from PIL import Image
 from ultralytics import utils as ultralytics_utils
-from ultralytics.utils import LOGGER as ULTRALYTICS_LOGGER
 
 from . import YoloslimError
 from .args import verb
 from .io import new_folder
 from .log import LOGGER
+from .quiet import SILENT, quiet_ultralytics
 
 NAMES = {0: "bud", 1: "leaf"}
 TASKS = ("detect", "segment", "pose", "obb")
@@ -580,7 +580,8 @@ def image_problem(path: Path) -> str | None:
     without an end marker must decode in full (Ultralytics re-saves those; truncated ones fail)."""
 
     try:
-        with quiet_ultralytics(), Image.open(path) as im:
+        # Ultralytics' PIL patch looks for a HEIF plugin at every file PIL cannot identify, in two log lines each
+        with quiet_ultralytics(SILENT), Image.open(path) as im:
             im.verify()
             width, height = im.size
             kind = (im.format or "").lower()
@@ -605,16 +606,6 @@ def unreadable(e: Exception) -> str:
     if isinstance(e, ModuleNotFoundError):  # Ultralytics' retry with a HEIF plugin that is not installed
         return "not an image PIL can identify"
     return str(e).split("\n")[0] or type(e).__name__
-
-
-@contextlib.contextmanager
-def quiet_ultralytics():
-    """Ultralytics' PIL patch looks for a HEIF plugin at every file PIL cannot identify, in two log lines each."""
-    quiet, ULTRALYTICS_LOGGER.disabled = ULTRALYTICS_LOGGER.disabled, True
-    try:
-        yield
-    finally:
-        ULTRALYTICS_LOGGER.disabled = quiet
 
 
 def label_problem(fields: list[str], names, task: str | None = None, kpt_shape=None) -> tuple[str, str] | None:

@@ -16,7 +16,6 @@ Runtime's by its static quantization (QDQ, per-channel weights, calibrated on th
 from __future__ import annotations
 
 import copy
-import logging
 import os
 import shutil
 import tempfile
@@ -26,12 +25,13 @@ import numpy as np
 import torch
 from ultralytics import YOLO
 from ultralytics.nn.modules import Detect
-from ultralytics.utils import LOGGER as ULTRALYTICS_LOGGER
 
 from . import YoloslimError, classic
 from .checkpoint import check_stride, load_model, save_checkpoint, task_of
 from .log import LOGGER
 from .onnx_check import FP32_TOL, all_errors, bus_image, outputs_of
+from .paired import stock_val
+from .quiet import quiet_ultralytics
 
 # format -> what Ultralytics' exporter writes for model.pt (int8: OpenVINO's own folder name)
 FORMATS = {
@@ -103,7 +103,8 @@ def export_deployed(
         raise YoloslimError(f"cannot write in {dest.parent} ({e.strerror}); pass out=<a writable folder>") from None
     try:
         pt = save_checkpoint(reference, work / "model.pt")  # a neutral name (Ultralytics renames some stock ones)
-        exported = stock_export(pt, format, imgsz, int8 and format == "openvino", half, data)
+        quantize = {"int8": True, "data": str(data)} if int8 and format == "openvino" else {}
+        exported = stock_export(pt, format, imgsz, half=half, **quantize)
         if int8 and format == "onnx":
             exported = quantize_onnx(exported, work / "model_int8.onnx", data, imgsz)
         reference = load_model(pt)  # the weights as exported
@@ -139,20 +140,15 @@ def default_place(model) -> Path:
     )
 
 
-def stock_export(pt: Path, format: str, imgsz: int, int8: bool, half: bool, data) -> Path:
+def stock_export(pt: Path, format: str, imgsz: int, **settings) -> Path:
     """Ultralytics' exporter on CPU, its log held back to warnings (its summary would name the private copy)."""
-    kwargs = {"format": format, "imgsz": imgsz, "device": "cpu", "half": half, "int8": int8}
-    if int8:
-        kwargs["data"] = str(data)
-    level = ULTRALYTICS_LOGGER.level
-    ULTRALYTICS_LOGGER.setLevel(logging.WARNING)
+    kwargs = {"format": format, "imgsz": imgsz, "device": "cpu", **settings}
     try:
-        return Path(YOLO(str(pt)).export(**kwargs))
+        with quiet_ultralytics():
+            return Path(YOLO(str(pt)).export(**kwargs))
     except Exception as e:
         message = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise YoloslimError(f"the Ultralytics {format} exporter failed: {type(e).__name__}: {message}") from e
-    finally:
-        ULTRALYTICS_LOGGER.setLevel(level)
 
 
 def runner(exported: Path, format: str):
@@ -168,12 +164,8 @@ def runner(exported: Path, format: str):
         return lambda x: [np.asarray(v) for v in compiled(x.numpy()).values()]
     from ultralytics.nn.autobackend import AutoBackend
 
-    level = ULTRALYTICS_LOGGER.level
-    ULTRALYTICS_LOGGER.setLevel(logging.WARNING)
-    try:
+    with quiet_ultralytics():
         backend = AutoBackend(str(exported), device=torch.device("cpu"), verbose=False)
-    finally:
-        ULTRALYTICS_LOGGER.setLevel(level)
 
     def run(x):
         y = backend(x)
@@ -217,27 +209,11 @@ def check_predictions(exported: Path, reference: torch.nn.Module, imgsz: int, fo
 
 def check_accuracy(exported: Path, pt: Path, data, imgsz: int, batch: int, int8: bool) -> dict:
     """mAP of the export (through its runtime) and of the checkpoint, on data's val split, the same validator."""
-    scores = {}
-    level = ULTRALYTICS_LOGGER.level
-    ULTRALYTICS_LOGGER.setLevel(logging.WARNING)
-    try:
-        with tempfile.TemporaryDirectory(prefix="yoloslim-val-") as tmp:
-            for key, weights in (("", exported), ("pt ", pt)):
-                yolo = YOLO(str(weights), task=task_of(load_model(pt)))
-                m = yolo.val(
-                    data=str(data),
-                    imgsz=imgsz,
-                    batch=batch,
-                    plots=False,
-                    verbose=False,
-                    project=tmp,
-                    name="val",
-                    exist_ok=True,
-                    device="cpu",
-                )
-                scores[f"{key}mAP50"], scores[f"{key}mAP50-95"] = float(m.box.map50), float(m.box.map)
-    finally:
-        ULTRALYTICS_LOGGER.setLevel(level)
+    scores, task = {}, task_of(load_model(pt))
+    with tempfile.TemporaryDirectory(prefix="yoloslim-val-") as tmp:
+        for key, weights in (("", exported), ("pt ", pt)):
+            m = stock_val(YOLO(str(weights), task=task), data, imgsz, batch, tmp, device="cpu")
+            scores[f"{key}mAP50"], scores[f"{key}mAP50-95"] = float(m.box.map50), float(m.box.map)
     drop = scores["pt mAP50-95"] - scores["mAP50-95"]
     if int8 and drop > INT8_TOL:
         LOGGER.warning(

@@ -16,14 +16,10 @@ How `export` works, and why:
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
-
-from ultralytics import YOLO
-from ultralytics.utils import LOGGER as ULTRALYTICS_LOGGER
 
 from . import YoloslimError, classic
 from .args import verb
@@ -173,26 +169,12 @@ def destination(source, out) -> Path:
 
 
 def ultralytics_onnx(pt: Path, imgsz: int, dynamic: bool, simplify: bool, opset: int | None, half: bool) -> Path:
-    """The stock exporter, on CPU. Its log is held back to warnings: its summary would name the private copy."""
+    """The stock exporter, on CPU (deploy.stock_export)."""
+    from .deploy import stock_export
 
-    kwargs = {
-        "format": "onnx",
-        "imgsz": imgsz,
-        "dynamic": dynamic,
-        "simplify": simplify,
-        "opset": opset,
-        "device": "cpu",
-        **({"quantize": 16} if half else {}),
-    }
-    level = ULTRALYTICS_LOGGER.level
-    ULTRALYTICS_LOGGER.setLevel(logging.WARNING)
-    try:
-        return Path(YOLO(str(pt)).export(**kwargs))
-    except Exception as e:
-        message = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise YoloslimError(f"the Ultralytics ONNX exporter failed: {type(e).__name__}: {message}") from e
-    finally:
-        ULTRALYTICS_LOGGER.setLevel(level)
+    return stock_export(
+        pt, "onnx", imgsz, dynamic=dynamic, simplify=simplify, opset=opset, **({"quantize": 16} if half else {})
+    )
 
 
 def measure_many(

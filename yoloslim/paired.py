@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 from ultralytics import YOLO
-from ultralytics.utils import LOGGER as ULTRALYTICS
 from ultralytics.utils.metrics import ap_per_class
 
 from . import YoloslimError, classic
 from .checkpoint import load_model, save_checkpoint, task_of
+from .quiet import quiet_ultralytics
 
 # the validator's true-positive matrix of each task's own metric (mask, pose, rotated box, box)
 TP_OF_TASK = {"detect": "tp", "obb": "tp", "segment": "tp_m", "pose": "tp_p"}
@@ -47,28 +47,30 @@ def per_image(model, data, imgsz: int, batch: int = 16) -> dict[str, list[np.nda
 def validate(model, module, data, imgsz: int, batch: int, callbacks: dict | None = None):
     """Ultralytics' validator on model (a path or module; module: it loaded), its summaries held back; a classic
     YOLOv5 model through classic.validate, so both are matched and scored the same way. Returns its metrics."""
-    level = ULTRALYTICS.level
-    with tempfile.TemporaryDirectory(prefix="yoloslim-val-") as tmp:
-        try:
-            ULTRALYTICS.setLevel("WARNING")  # one validation per level: their summaries would bury ours
-            if classic.is_classic(module):
-                return classic.validate(module, data, imgsz, batch, tmp, callbacks=callbacks)
-            weights = model if isinstance(model, (str, Path)) else save_checkpoint(module, Path(tmp) / "m.pt")
-            yolo = YOLO(str(weights))
-            for event, fn in (callbacks or {}).items():
-                yolo.add_callback(event, fn)
-            return yolo.val(
-                data=str(data),
-                imgsz=imgsz,
-                batch=batch,
-                plots=False,
-                verbose=False,
-                project=tmp,
-                name="val",
-                exist_ok=True,
-            )
-        finally:
-            ULTRALYTICS.setLevel(level)
+    with tempfile.TemporaryDirectory(prefix="yoloslim-val-") as tmp, quiet_ultralytics():  # one per level
+        if classic.is_classic(module):
+            return classic.validate(module, data, imgsz, batch, tmp, callbacks=callbacks)
+        weights = model if isinstance(model, (str, Path)) else save_checkpoint(module, Path(tmp) / "m.pt")
+        yolo = YOLO(str(weights))
+        for event, fn in (callbacks or {}).items():
+            yolo.add_callback(event, fn)
+        return stock_val(yolo, data, imgsz, batch, tmp)
+
+
+def stock_val(yolo: YOLO, data, imgsz: int, batch: int, folder, **settings):
+    """YOLO.val on data's val split, writing nothing but into folder (a temporary one), its summary held back."""
+    with quiet_ultralytics():
+        return yolo.val(
+            data=str(data),
+            imgsz=imgsz,
+            batch=batch,
+            plots=False,
+            verbose=False,
+            project=str(folder),
+            name="val",
+            exist_ok=True,
+            **settings,
+        )
 
 
 def map50_95(stats: dict[str, list[np.ndarray]], images) -> float:
