@@ -63,7 +63,7 @@ def main(model: str, data: str, levels: str, round_to: str, imgsz: int, out: str
                 folder = Path(tmp) / key.replace("/", "-")
                 module = seeded_model(model, 0)
                 if level:
-                    module = prune(module, ratio=level, round_to=rounding, save=False, verbose=False).yolo.model
+                    module = prune(module, ratio=level, round_to=rounding, save=False, verbose=False).model
                 pt = save_checkpoint(module, folder / "m.pt")
                 stats = layer_stats(module, imgsz)
                 convs = [m.out_channels for m in module.modules() if isinstance(m, torch.nn.Conv2d)]

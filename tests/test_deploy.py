@@ -86,3 +86,20 @@ def test_the_formats_that_do_not_run_here_are_each_named_with_why():
 
     stock = set(export_formats()["Argument"]) - {"-"}  # "-": the .pt itself
     assert stock <= set(FORMATS) | set(ELSEWHERE), stock - set(FORMATS) - set(ELSEWHERE)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("runtime", "precision"), [("openvino", "fp32"), ("onnxruntime", "int8")])
+def test_latency_budgets_time_the_runtime_asked(tiny_data, runtime, precision, caplog):
+    """speedup= on OpenVINO or ONNX Runtime INT8 searches levels timed there (whether it reaches the speedup is the
+    machine's: benchmarks measure that, not tests)."""
+    from yoloslim.deploy import latency_on
+
+    model = seeded_model("yolov8n.yaml", 0)
+    with caplog.at_level("INFO", logger="yoloslim"):
+        result = yoloslim.prune(
+            model, speedup=1.2, imgsz=64, runtime=runtime, precision=precision, data=str(tiny_data), save=False
+        )
+    assert 0 < result.plan.removed < 0.8 * result.plan.prunable
+    assert f"ms on {runtime} {precision}" in caplog.text
+    assert 0 < latency_on(result.model, 64, runtime, precision, data=str(tiny_data), runs=3) < 1000

@@ -63,7 +63,38 @@ ELSEWHERE = {
     "mnn": "MNN's converter needs protobuf<6 beside onnx's >=6.31.1, and pip-installs its telemetry SDK as it runs",
 }
 HALF_TOL = 1e-2  # fp16 weights (half=True): boxes in strides and scores
+RUNTIMES = {"onnxruntime": ("fp32", "int8"), "openvino": ("fp32", "bf16", "int8")}  # latency budgets' choices
 INT8_TOL = 0.02  # mAP50-95 an INT8 export may lose against its checkpoint before the report says so
+
+
+def check_runtime(runtime: str, precision: str, data) -> None:
+    if runtime not in RUNTIMES:
+        raise YoloslimError(f"runtime={runtime}: latency is measured on {' or '.join(RUNTIMES)}")
+    if precision not in RUNTIMES[runtime]:
+        raise YoloslimError(f"precision={precision}: {runtime} runs {', '.join(RUNTIMES[runtime])} here")
+    if precision == "int8" and not data:
+        raise YoloslimError("precision=int8 calibrates on images of your data: give data=<your data.yaml>")
+
+
+def latency_on(module: torch.nn.Module, imgsz: int, runtime: str, precision: str, data=None, runs: int = 30) -> float:
+    """Median latency (ms, 1 thread) of a module exported for runtime at precision; fp32 and bf16 exports are
+    checked as export checks them, an INT8 one is not validated here (a budget search times many levels)."""
+    from .latency import openvino_latency, ort_latency
+
+    with tempfile.TemporaryDirectory(prefix="yoloslim-latency-") as tmp:
+        pt = save_checkpoint(module, Path(tmp) / "m.pt")
+        int8 = precision == "int8"
+        format = "onnx" if runtime == "onnxruntime" else "openvino"
+        quantize = {"int8": True, "data": str(data)} if int8 and format == "openvino" else {}
+        exported = stock_export(pt, format, imgsz, **quantize)
+        if int8 and format == "onnx":
+            exported = quantize_onnx(exported, Path(tmp) / "m_int8.onnx", data, imgsz)
+        if not int8:
+            check_predictions(exported, load_model(pt), imgsz, format, False, label=f"{runtime} export")
+        if format == "onnx":
+            return ort_latency(exported, imgsz, runs=runs)["median_ms"]
+        hint = {"fp32": "f32", "bf16": "default", "int8": "default"}[precision]
+        return openvino_latency(next(Path(exported).glob("*.xml")), imgsz, hint, runs=runs)["median_ms"]
 
 
 def check_format(format: str, int8: bool, half: bool, data) -> None:

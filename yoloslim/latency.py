@@ -1,4 +1,4 @@
-"""onnxruntime CPU latency at batch 1: one model, or several timed in turn so that they share the machine alike."""
+"""CPU latency at batch 1 (onnxruntime, OpenVINO): one model, or several timed in turn to share the machine alike."""
 
 from __future__ import annotations
 
@@ -53,3 +53,25 @@ def interleaved_latency(onnx_paths, imgsz: int, runs: int = 50, warmup: int = 10
         }
         for t in times
     ]
+
+
+def openvino_latency(xml, imgsz: int, precision: str, runs: int = 50, warmup: int = 10, threads: int = 1) -> dict:
+    """OpenVINO CPU latency of an IR at batch 1, one stream of `threads` threads; precision: "f32" (its
+    INFERENCE_PRECISION_HINT), or "default" (the plugin's own choice: bf16 where the CPU has it; an INT8 IR's
+    quantized layers in int8)."""
+    import openvino as ov  # deferred: only this runtime's budgets and benchmarks need it
+
+    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+    if precision != "default":
+        config["INFERENCE_PRECISION_HINT"] = precision
+    core = ov.Core()
+    request = core.compile_model(core.read_model(str(xml)), "CPU", config).create_infer_request()
+    x = np.random.default_rng(0).random((1, 3, imgsz, imgsz), dtype=np.float32)
+    for _ in range(warmup):
+        request.infer({0: x})
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        request.infer({0: x})
+        times.append((time.perf_counter() - start) * 1000)
+    return {"median_ms": float(np.median(times)), "runs": runs, "warmup": warmup, "threads": threads}

@@ -83,9 +83,12 @@ def size(model: nn.Module, imgsz: int) -> dict:
     }
 
 
-def latency_ms(model: nn.Module, imgsz: int, runs: int = 30, threads: int = 1) -> float:
-    """Median onnxruntime CPU latency of the model exported (and checked) at imgsz."""
+def latency_ms(model: nn.Module, imgsz: int, runs: int = 30, threads: int = 1, runtime=("onnxruntime", "fp32")):
+    """Median CPU latency of the model exported (and checked) at imgsz; runtime: (runtime, precision, [data])."""
+    if tuple(runtime[:2]) != ("onnxruntime", "fp32"):
+        from .deploy import latency_on  # deferred: its runtimes load only when a budget names one
 
+        return latency_on(model, imgsz, *runtime, runs=runs)
     with tempfile.TemporaryDirectory(prefix="yoloslim-latency-") as tmp:
         _, report = export_with_report(model, imgsz=imgsz, out=Path(tmp) / "m.onnx", runs=runs, threads=threads)
     return report["latency"]["median_ms"]
@@ -144,13 +147,21 @@ def boundary(ok, levels: list[float]) -> float | None:
 
 
 def find_level(
-    model: nn.Module, budget: dict, imgsz: int, data=None, val_imgsz: int = 320, batch: int = 16, **plan_args
+    model: nn.Module,
+    budget: dict,
+    imgsz: int,
+    data=None,
+    val_imgsz: int = 320,
+    batch: int = 16,
+    runtime: str = "onnxruntime",
+    precision: str = "fp32",
+    **plan_args,
 ) -> dict:
     """The level a budget asks for, and what it reached.
 
     budget: one of gflops= or params= (at most this much: the lowest level that fits), latency_ms= or speedup=
-    (onnxruntime CPU at imgsz: the lowest level that is that fast), max_drop= (mAP50-95 on data at val_imgsz:
-    the highest level whose pruned model loses at most that much against the unpruned one)."""
+    (on runtime at precision, CPU, at imgsz: the lowest level that is that fast), max_drop= (mAP50-95 on data at
+    val_imgsz: the highest level whose pruned model loses at most that much against the unpruned one)."""
     ((key, value),) = budget.items()
     measured = {}
 
@@ -173,11 +184,12 @@ def find_level(
     elif key in ("latency_ms", "speedup"):
         if key == "speedup" and value <= 1:
             raise YoloslimError(f"speedup={value:g} asks for no speedup: the unpruned model is already within it")
-        base = latency_ms(model, imgsz)
+        on = (runtime, precision, data)
+        base = latency_ms(model, imgsz, runtime=on)
         target = value if key == "latency_ms" else base / value
         reference = base
-        fits = lambda level: measured.setdefault(level, latency_ms(at(level), imgsz)) <= target  # noqa: E731
-        what = f"{key}={value:g} ({target:.1f} ms against {base:.1f} ms unpruned, onnxruntime CPU at {imgsz})"
+        fits = lambda level: measured.setdefault(level, latency_ms(at(level), imgsz, runtime=on)) <= target  # noqa: E731
+        what = f"{key}={value:g} ({target:.1f} ms against {base:.1f} ms unpruned, {runtime} {precision} CPU at {imgsz})"
     else:  # max_drop
         reference = accuracy(model, data, val_imgsz, batch)["mAP50-95"]
         why = meaningless_drop(reference, value)

@@ -19,6 +19,7 @@ from . import YoloslimError, classic
 from .args import verb
 from .checkpoint import check_stride, load_model, save_checkpoint, task_of
 from .data import check
+from .deploy import check_runtime
 from .io import atomic_write_text, output_set, owned
 from .levels import check_fits, find_level
 from .log import LOGGER
@@ -88,14 +89,17 @@ def prune(
     max_drop: float | None = None,
     data: str | None = None,
     val_imgsz: int = 320,
+    runtime: str = "onnxruntime",
+    precision: str = "fp32",
     dry_run: bool = False,
 ) -> PruneResult:
     """Remove low-gamma channels and save slim.pt, plan.json, layers.csv and channels.png in project/name.
 
     model: a .pt, a yaml or a module (never modified). How far, one of: ratio (the fraction of the prunable
     channels to remove), threshold (remove channels with |gamma| below it), plan (a plan.json to apply again), or
-    a budget: gflops= / params= (at most that many, counted at imgsz), latency_ms= / speedup= (onnxruntime CPU at
-    imgsz), max_drop= (the most mAP50-95 to lose on data=, validated at val_imgsz); a budget finds the level.
+    a budget: gflops= / params= (at most that many, counted at imgsz), latency_ms= / speedup= (CPU, 1 thread, at
+    imgsz, on runtime= onnxruntime or openvino at precision= fp32, bf16 (openvino) or int8, calibrated on data=),
+    max_drop= (the most mAP50-95 to lose on data=, validated at val_imgsz); a budget finds the level.
     min_keep: the least a group keeps (a fraction and/or a channel count); max_group_ratio: the most a group
     loses; round_to: kept counts are multiples of it. dry_run: show the plan and the layer table, write nothing."""
     source = model
@@ -117,8 +121,16 @@ def prune(
     settings["exist_ok"] = exist_ok
     if plan is not None:
         ignored(settings, ("min_keep", "round_to", "max_group_ratio"), "plan= keeps the channels the plan lists")
-    if "max_drop" not in budgets:
-        ignored(settings, ("data", "val_imgsz"), "only max_drop= validates")
+    timed = bool({"latency_ms", "speedup"} & set(budgets))
+    settings.update(runtime=runtime, precision=precision)
+    if timed:
+        check_runtime(runtime, precision, data)
+    else:
+        ignored(settings, ("runtime", "precision"), "only latency_ms= and speedup= time the model")
+    if "max_drop" not in budgets and not (timed and precision == "int8"):
+        ignored(settings, ("data", "val_imgsz"), "only max_drop= validates (and precision=int8 calibrates)")
+    elif "max_drop" not in budgets:
+        ignored(settings, ("val_imgsz",), "only max_drop= validates")
     if dry_run or not save:
         writes = "dry_run=True writes nothing" if dry_run else "save=False writes nothing"
         ignored(settings, ("project", "name", "exist_ok"), writes)
@@ -134,10 +146,12 @@ def prune(
             check_fits(model, data, check(data, task=task_of(model))["names"])
         found = None
         if budgets:
-            found = find_level(model, budgets, imgsz, data=data, val_imgsz=val_imgsz, **plan_args)
+            on = {"runtime": runtime, "precision": precision}
+            found = find_level(model, budgets, imgsz, data=data, val_imgsz=val_imgsz, **on, **plan_args)
             ratio = found["level"]
+            where = f" ms on {runtime} {precision}" if timed else ""
             LOGGER.info(
-                f"{next(iter(budgets))}={found['value']:g}: level {ratio:g} reaches {found['reached']:.4g} "
+                f"{next(iter(budgets))}={found['value']:g}: level {ratio:g} reaches {found['reached']:.4g}{where} "
                 f"(unpruned {found['unpruned']:.4g}; {found['tried']} levels tried)"
             )
         graph = graph_of(model)
