@@ -6,7 +6,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).parent.parent / "yoloslim"
 # lowest first; a module may import from its own layer and the ones before it
 LAYERS = [
-    {"__init__", "log", "io"},  # shared basics (__init__ only for YoloslimError, see below)
+    {"__init__", "errors", "log", "io"},  # shared basics (errors.py imports nothing)
     {"graph", "plan", "surgery", "sparsity"},  # core: pure torch
     {
         "args",
@@ -78,6 +78,15 @@ def test_no_module_imports_from_a_layer_above():
             for used in imports(source) & set().union(*LAYERS):
                 if used == "__init__" or (name == "__init__"):
                     continue  # the package's own __init__ re-exports the verbs: the API on top
-                if used == "YoloslimError":
-                    continue
                 assert layer_of(used) <= layer_of(name), f"{source.name} ({name}) imports {used}, a layer above"
+
+
+def test_the_core_runs_without_ultralytics():
+    """Not only its import lines: importing the core (and so the package top) loads no Ultralytics at run time."""
+    import subprocess
+    import sys
+
+    code = "import sys, yoloslim.graph, yoloslim.plan, yoloslim.surgery, yoloslim.sparsity, yoloslim.errors\n"
+    code += "assert 'ultralytics' not in sys.modules, sorted(m for m in sys.modules if m.startswith('ultralytics'))"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]

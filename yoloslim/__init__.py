@@ -26,9 +26,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 __version__ = "0.1.0"
 
 
-class YoloslimError(Exception):
-    """A user-facing error: the message says what is wrong and how to fix it (one line)."""
-
+from .errors import YoloslimError  # noqa: E402  (after YOLO_OFFLINE is set)
 
 # The public API, loaded on first use (PEP 562): `yoloslim --version`, `yoloslim help` and a Ctrl-C in the first
 # seconds need not wait for torch and Ultralytics. name -> (module, attribute)

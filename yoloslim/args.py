@@ -22,7 +22,7 @@ from ultralytics.cfg import CFG_BOOL_KEYS, DEFAULT_CFG_DICT, check_cfg
 from ultralytics.engine.model import Model
 from ultralytics.utils.torch_utils import select_device
 
-from . import YoloslimError
+from .errors import YoloslimError
 from .plan import Plan
 from .quiet import SILENT, quiet_ultralytics
 
@@ -345,6 +345,9 @@ RULES = {
     "freeze": freeze,
     # export
     "tol": positive,
+    "format": text("; give an export format such as onnx, openvino, ncnn or torchscript"),
+    "runtime": text("; give onnxruntime or openvino"),
+    "precision": text("; give fp32, bf16 or int8"),
     "device": device,
 }
 for flag in (
@@ -356,6 +359,7 @@ for flag in (
     "dynamic",
     "simplify",
     "half",
+    "int8",
     "export",
     "plots",
     "amp",
@@ -517,6 +521,10 @@ ARG_HELP = {
     "simplify": "simplify the ONNX graph (onnxslim)",
     "opset": "the ONNX opset; unset: Ultralytics' choice",
     "half": "fp16 weights (inputs and outputs stay fp32), checked to fp16 precision",
+    "format": "onnx, torchscript, openvino or ncnn (docs/deploy.md names the formats that do not run here, and why)",
+    "int8": "INT8 (openvino: NNCF; onnx: ONNX Runtime static), calibrated on data=, checked by its mAP",
+    "runtime": "where latency_ms=/speedup= time the model: onnxruntime or openvino (CPU, 1 thread)",
+    "precision": "what latency_ms=/speedup= time: fp32, bf16 (openvino) or int8 (calibrated on data=)",
     "out": "the file or folder to write",
     "tol": "the largest difference from PyTorch the ONNX check accepts (fp32)",
     "sr": "the penalty's strength; auto: set every step so the pushed channels reach zero by sr_step",
@@ -542,11 +550,13 @@ ARG_HELP = {
 VERB_ARG_HELP = {  # the names that mean something else in one verb (as VERB_RULES)
     "prune": {
         "imgsz": "the image size GFLOPs and latency are counted at",
-        "data": "the dataset max_drop= validates on",
+        "data": "the dataset max_drop= validates on (and precision=int8 calibrates on)",
     },
     "export": {
+        "data": "a data.yaml: the export's mAP beside the .pt's, and the images int8=True calibrates on",
+        "batch": "the validation batch with data=",
         "imgsz": "the exported model's input size, a multiple of the model's stride",
-        "out": "the .onnx to write; unset: next to the .pt with its name (for a yaml: runs/yoloslim/export/)",
+        "out": "the .onnx (or format's file or folder) to write; unset: next to the .pt with its name",
         "model": "the model to export: a .pt checkpoint or a model .yaml",
     },
     "sweep": {

@@ -14,7 +14,8 @@ from ultralytics import __version__ as ultralytics_version
 from ultralytics.nn.modules import Conv
 from ultralytics.nn.tasks import DetectionModel, OBBModel, PoseModel, SegmentationModel, yaml_model_load
 
-from . import YoloslimError, __version__, classic
+from . import __version__, classic
+from .errors import YoloslimError
 from .io import atomic_write
 
 

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import YoloslimError, __version__
+from . import __version__
+from .errors import YoloslimError
 from .io import atomic_write
 from .quiet import quieted
 

@@ -25,7 +25,8 @@ import torch
 import yaml
 from ultralytics.data.utils import check_det_dataset
 
-from . import YoloslimError, classic
+from . import classic
+from .errors import YoloslimError
 from .log import LOGGER
 from .sparse_run import SparsityRun
 from .trainer import EMA_DECAY, EMA_SPAN, EMA_TAU, SPARSE_LR0, class_mapping

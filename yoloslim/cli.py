@@ -17,7 +17,8 @@ import sys
 import textwrap
 import traceback
 
-from . import YoloslimError, __version__
+from . import __version__
+from .errors import YoloslimError
 from .log import LOGGER
 
 # import order = help order

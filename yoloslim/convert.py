@@ -28,9 +28,9 @@ import yaml
 from PIL import Image, ImageOps
 from ultralytics.data.utils import exif_size
 
-from . import YoloslimError
 from .args import VERB_RULES, as_list, optional, verb
 from .data import dataset_folder, image_problem, is_image, read_dataset, unreadable
+from .errors import YoloslimError
 from .log import LOGGER
 from .quiet import SILENT, quiet_ultralytics
 

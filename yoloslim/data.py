@@ -22,8 +22,8 @@ import yaml
 from PIL import Image
 from ultralytics import utils as ultralytics_utils
 
-from . import YoloslimError
 from .args import verb
+from .errors import YoloslimError
 from .io import new_folder
 from .log import LOGGER
 from .quiet import SILENT, quiet_ultralytics

@@ -26,8 +26,9 @@ import torch
 from ultralytics import YOLO
 from ultralytics.nn.modules import Detect
 
-from . import YoloslimError, classic
+from . import classic
 from .checkpoint import check_stride, load_model, save_checkpoint, task_of
+from .errors import ExportMismatch, YoloslimError
 from .log import LOGGER
 from .onnx_check import FP32_TOL, all_errors, bus_image, outputs_of
 from .paired import stock_val
@@ -223,14 +224,14 @@ def check_predictions(exported: Path, reference: torch.nn.Module, imgsz: int, fo
         wants = outputs_of(model, x)
         gots = run(x)
         if len(gots) != len(wants) or any(g.shape != w.shape for g, w in zip(gots, wants)):
-            raise YoloslimError(
+            raise ExportMismatch(
                 f"{label}: {format} outputs {[g.shape for g in gots]}, PyTorch {[w.shape for w in wants]} on {what}; "
                 "the export does not compute what the model does"
             )
         strides = heads[-1].strides.numpy() if heads and getattr(heads[-1], "strides", None) is not None else None
         box, score = all_errors(gots, wants, strides, keypoints)
         if not (box <= tol and score <= tol):
-            raise YoloslimError(
+            raise ExportMismatch(
                 f"{label}: {format} ({computes_in}) differs from PyTorch on {what}: boxes by {box:.3g} strides, scores "
                 f"and the other outputs by {score:.3g} (tolerance {tol:g}); it was not written"
             )

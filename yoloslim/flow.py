@@ -30,11 +30,12 @@ from pathlib import Path
 
 import torch
 
-from . import YoloslimError, classic
+from . import classic
 from .args import as_list, verb
 from .checkpoint import check_stride, load_model, task_of
 from .classic_train import FIXED
 from .data import check, synth
+from .errors import YoloslimError
 from .io import atomic_write, atomic_write_text, owned
 from .levels import accuracy
 from .log import LOGGER

@@ -24,7 +24,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from . import YoloslimError
+from .errors import YoloslimError
 
 LOCK_NAME = ".yoloslim.lock"
 PARTIAL_PREFIX = ".yoloslim-partial-"  # output_set's staging folders

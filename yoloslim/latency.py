@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from . import YoloslimError
+from .errors import YoloslimError
 from .onnx_check import ort_session
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import yaml
 from torch import nn
 
-from . import YoloslimError
 from .checkpoint import load_model
+from .errors import YoloslimError
 from .log import LOGGER
 from .measure import layer_stats
 from .onnx_export import export_with_report

@@ -20,7 +20,8 @@ from ultralytics.data.augment import LetterBox
 from ultralytics.nn.modules import Detect
 from ultralytics.utils import ASSETS
 
-from . import YoloslimError, classic
+from . import classic
+from .errors import ExportMismatch, YoloslimError
 
 FP32_TOL = 1e-3
 
@@ -74,7 +75,7 @@ def check_onnx(
             gots[0], wants[0] = gots[0].transpose(0, 2, 1), wants[0].transpose(0, 2, 1)
             strides = classic.anchor_strides(model, *x.shape[2:])
         if len(gots) != len(wants) or any(g.shape != w.shape for g, w in zip(gots, wants)):
-            raise YoloslimError(
+            raise ExportMismatch(
                 f"{label}: onnxruntime outputs {[tuple(g.shape) for g in gots]} differ from PyTorch's "
                 f"{[tuple(w.shape) for w in wants]} on {what}; the ONNX graph does not compute what the model does"
             )
@@ -104,9 +105,7 @@ def check_onnx(
                         f" while PyTorch fp32 is within {fp32:.1g} of float64: the ONNX graph does not "
                         "compute what the model does"
                     )
-            error = YoloslimError(message)
-            error.fp32_error = fp32  # type: ignore[attr-defined]  # PyTorch fp32 vs float64, in the check's units
-            raise error
+            raise ExportMismatch(message, fp32)
     import onnx  # deferred: only export and its check need onnx
 
     opset = max(

@@ -21,9 +21,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from . import YoloslimError, classic
+from . import classic
 from .args import verb
 from .checkpoint import check_stride, load_model, save_checkpoint
+from .errors import ExportMismatch, YoloslimError
 from .latency import interleaved_latency, ort_latency
 from .log import LOGGER
 from .measure import layer_stats
@@ -123,10 +124,8 @@ def export_with_report(
             report = check_onnx(
                 onnx_file, reference, imgsz, dynamic=dynamic, half=half, threads=threads, tol=tol, label=dest.name
             )
-        except YoloslimError as e:
-            error = YoloslimError(f"{e}; {dest} was not written")
-            error.__dict__.update(e.__dict__)  # what the check measured (fp32_error)
-            raise error from None
+        except YoloslimError as e:  # any check that fails: the export is not what was asked
+            raise ExportMismatch(f"{e}; {dest} was not written", getattr(e, "fp32_error", float("nan"))) from None
         os.replace(onnx_file, dest)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -17,8 +17,9 @@ import numpy as np
 from ultralytics import YOLO
 from ultralytics.utils.metrics import ap_per_class
 
-from . import YoloslimError, classic
+from . import classic
 from .checkpoint import load_model, save_checkpoint, task_of
+from .errors import YoloslimError
 from .quiet import quiet_ultralytics
 
 # the validator's true-positive matrix of each task's own metric (mask, pose, rotated box, box)

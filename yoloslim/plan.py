@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import YoloslimError
+from .errors import YoloslimError
 from .graph import Graph, Group
 from .io import atomic_write_text
 from .sparsity import MAX_GROUP_SHARE

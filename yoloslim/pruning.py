@@ -15,11 +15,12 @@ import torch
 from torch import nn
 from ultralytics import YOLO
 
-from . import YoloslimError, classic
+from . import classic
 from .args import verb
 from .checkpoint import check_stride, load_model, save_checkpoint, task_of
 from .data import check
 from .deploy import check_runtime
+from .errors import YoloslimError
 from .io import atomic_write_text, output_set, owned
 from .levels import check_fits, find_level
 from .log import LOGGER

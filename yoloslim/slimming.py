@@ -7,8 +7,9 @@ import copy
 import torch
 from torch import nn
 
-from . import YoloslimError, surgery
+from . import surgery
 from .blocks import build_graph, refresh
+from .errors import YoloslimError
 from .graph import Graph, UnsupportedModuleError
 from .plan import MAX_GROUP_RATIO, Plan, make_plan, resolve
 from .sparsity import zeroed_share

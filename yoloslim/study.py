@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import YoloslimError
 from .args import as_list, verb
+from .errors import YoloslimError
 from .flow import banner
 from .flow import pipeline as pipeline_verb
 from .io import atomic_write_text, output_set, owned, refuse_existing

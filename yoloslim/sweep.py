@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import YoloslimError
 from .args import as_list, verb
 from .checkpoint import check_stride, load_model, task_of
 from .data import check
+from .errors import YoloslimError
 from .io import atomic_write_text, output_set, owned, refuse_existing
 from .latency import interleaved_latency
 from .levels import accuracy, check_fits, meaningless_drop, size

@@ -26,10 +26,11 @@ from ultralytics.models.yolo.segment import SegmentationTrainer
 from ultralytics.nn.tasks import guess_model_task, yaml_model_load
 from ultralytics.utils import DEFAULT_CFG, RANK
 
-from . import YoloslimError, classic
+from . import classic
 from .args import RULES, verb
 from .checkpoint import MODEL_TASKS, check_stride, load_checkpoint, load_model, task_of
 from .data import check
+from .errors import YoloslimError
 from .io import atomic_write, writable_dir
 from .log import LOGGER
 from .sparse_run import SparsityRun
