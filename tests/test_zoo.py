@@ -36,6 +36,8 @@ ZOO = [
     "yolo12n.yaml",
 ]
 HEAVY = {"yolov3-spp.yaml", "yolov9m.yaml", "yolov9c.yaml", "yolov9e.yaml"}  # 20M-105M parameters
+# the fast tier proves each family at its smallest scale; the s scales (the same blocks, wider) run in 'make test'
+SECOND_SCALE = {"yolov9s.yaml", "yolov10s.yaml"}
 ONE_PER_FAMILY = [  # yolov3-spp (105M parameters) left out: its one new block, SPP, is pools and a concat
     "yolov3-tiny.yaml",
     "yolov6n.yaml",
@@ -47,7 +49,9 @@ ONE_PER_FAMILY = [  # yolov3-spp (105M parameters) left out: its one new block, 
 ]
 
 
-@pytest.mark.parametrize("cfg", [pytest.param(c, marks=pytest.mark.slow) if c in HEAVY else c for c in ZOO])
+@pytest.mark.parametrize(
+    "cfg", [pytest.param(c, marks=pytest.mark.slow) if c in HEAVY | SECOND_SCALE else c for c in ZOO]
+)
 def test_removing_masked_channels_keeps_outputs(cfg, image):
     model = build(cfg)
     assert masked_pruning_error(model, image) < 1e-9
@@ -55,7 +59,7 @@ def test_removing_masked_channels_keeps_outputs(cfg, image):
     model.float()(torch.zeros(1, 3, side, side))  # the stock forward runs at another size
 
 
-@pytest.mark.parametrize("cfg", fast_only("yolov9t.yaml", [c for c in ZOO if c not in HEAVY]))
+@pytest.mark.parametrize("cfg", fast_only("yolo12n.yaml", [c for c in ZOO if c not in HEAVY]))
 def test_pruned_export_matches_onnxruntime(cfg, tmp_path):
     """The heavy configs' exports are checked by scripts/bench_prune.py (docs/results/zoo), to keep make test short."""
     pt = prune(lively(cfg, seed=1), ratio=0.5, imgsz=64, project=tmp_path, name="p", verbose=False).slim
