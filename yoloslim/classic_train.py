@@ -4,9 +4,10 @@ the sparsity penalty of yoloslim's Ultralytics trainers when asked (sparse_run.S
 
 The repository's train.py rebuilds the model from its yaml at full width and copies the weights whose shapes fit,
 which silently undoes a prune; here the `Model` it calls returns the given module itself. The other hooks: its
-smart_optimizer (the penalty's step hooks), ModelEMA (the EMA's time constant fitted to the run, as in trainer.py),
-create_dataloader (the loader's length) and what would go online (check_requirements installs packages, the
-hub download). Nothing of its code is copied; the hooks were written against classic.TESTED.
+smart_optimizer (the penalty's step hooks, and at warmup_epochs=0 the schedule's lr on every step: ClassicRun.
+skip_warm_up), lr_scheduler.LambdaLR (that schedule), ModelEMA (its time constant fitted to the run, as in
+trainer.py), create_dataloader (the loader's length; nbs=batch) and check_requirements (which would pip-install).
+Nothing of its code is copied; the hooks were written against classic.TESTED.
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ class ClassicRun(SparsityRun):
 def check_arguments(kwargs: dict) -> tuple[dict, dict]:
     """Ultralytics-named training arguments -> train.py's options and hyperparameters, or one line naming the
     argument it has no place for."""
-    hyp_keys = set(yaml.safe_load(open(hyp_file())))
+    hyp_keys = set(yaml.safe_load(hyp_file().read_text()))
     options, hyp = {}, {}
     for key, value in kwargs.items():
         if key in OPTIONS:
@@ -187,7 +188,7 @@ def hyperparameters(kind: str, options: dict, given: dict) -> dict:
     """train.py's hyp: hyp.scratch-low.yaml's with the given ones over it; optimizer=auto (options, changed here) is
     SGD, at SPARSE_LR0 for sparse training as in trainer.py. warmup_epochs=0 (Ultralytics' "no warm-up"): its
     warm-up's start values are the schedule's own too (ClassicRun.skip_warm_up sets each step's lr and momentum)."""
-    hyp = {**yaml.safe_load(open(hyp_file())), **given}
+    hyp = {**yaml.safe_load(hyp_file().read_text()), **given}
     if options.get("optimizer", "auto") == "auto":
         options["optimizer"] = "SGD"  # the repository's default, at its hyp's lr0
         if kind == "sparse":
