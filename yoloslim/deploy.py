@@ -28,6 +28,7 @@ from ultralytics.nn.modules import Detect
 
 from . import classic
 from .checkpoint import check_stride, load_model, save_checkpoint, task_of
+from .data import check
 from .errors import ExportMismatch, YoloslimError
 from .log import LOGGER
 from .onnx_check import FP32_TOL, all_errors, bus_image, outputs_of
@@ -86,10 +87,7 @@ def latency_on(module: torch.nn.Module, imgsz: int, runtime: str, precision: str
         pt = save_checkpoint(module, Path(tmp) / "m.pt")
         int8 = precision == "int8"
         format = "onnx" if runtime == "onnxruntime" else "openvino"
-        quantize = {"int8": True, "data": str(data)} if int8 and format == "openvino" else {}
-        exported = stock_export(pt, format, imgsz, **quantize)
-        if int8 and format == "onnx":
-            exported = quantize_onnx(exported, Path(tmp) / "m_int8.onnx", data, imgsz)
+        exported = exported_as(pt, format, imgsz, int8, False, data)
         if not int8:
             check_predictions(exported, load_model(pt), imgsz, format, False, label=f"{runtime} export")
         if format == "onnx":
@@ -119,6 +117,8 @@ def export_deployed(
     check_format(format, int8, half, data)
     reference = load_model(model)
     check_stride(reference, imgsz)
+    if data is not None:
+        check(data, task=task_of(reference))
     if classic.is_classic(reference):
         raise YoloslimError(
             "a classic YOLOv5 model exports to ONNX with the yolov5 repository's exporter (format=onnx); its "
@@ -135,10 +135,7 @@ def export_deployed(
         raise YoloslimError(f"cannot write in {dest.parent} ({e.strerror}); pass out=<a writable folder>") from None
     try:
         pt = save_checkpoint(reference, work / "model.pt")  # a neutral name (Ultralytics renames some stock ones)
-        quantize = {"int8": True, "data": str(data)} if int8 and format == "openvino" else {}
-        exported = stock_export(pt, format, imgsz, half=half, **quantize)
-        if int8 and format == "onnx":
-            exported = quantize_onnx(exported, work / "model_int8.onnx", data, imgsz)
+        exported = exported_as(pt, format, imgsz, int8, half, data)
         reference = load_model(pt)  # the weights as exported
         report = {"format": format, "precision": "int8" if int8 else "fp16" if half else "fp32"}
         if not int8:
@@ -162,6 +159,15 @@ def export_deployed(
                 f"({report['mAP50-95'] - report['pt mAP50-95']:+.4f})"
             )
     return dest, report
+
+
+def exported_as(pt: Path, format: str, imgsz: int, int8: bool, half: bool, data) -> Path:
+    """pt exported beside itself: by the stock exporter, INT8 by OpenVINO's NNCF or ONNX Runtime's quantization."""
+    quantize = {"int8": True, "data": str(data)} if int8 and format == "openvino" else {}
+    exported = stock_export(pt, format, imgsz, half=half, **quantize)
+    if int8 and format == "onnx":
+        exported = quantize_onnx(exported, pt.with_name(f"{pt.stem}_int8.onnx"), data, imgsz)
+    return exported
 
 
 def default_place(model) -> Path:

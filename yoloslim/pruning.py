@@ -126,6 +126,8 @@ def prune(
     settings.update(runtime=runtime, precision=precision)
     if timed:
         check_runtime(runtime, precision, data)
+        if precision == "int8":
+            check(data, task=task_of(model))
     else:
         ignored(settings, ("runtime", "precision"), "only latency_ms= and speedup= time the model")
     if "max_drop" not in budgets and not (timed and precision == "int8"):
