@@ -351,6 +351,10 @@ def train(kind: str, module: torch.nn.Module, source, data, **kwargs) -> Path:
             )
         if nbs != NBS:
             told_batch = options["batch_size"] = NBS
+            LOGGER.info(
+                f"nbs={nbs}: train.py is told batch_size={NBS} (so it steps every batch, as it does at 64) while its "
+                f"loader yields {loader_batch} images a batch: one optimizer step every {nbs} images"
+            )
         else:
             loader_batch = None
         project, name = Path(options.pop("project", "runs/yoloslim")), options.pop("name", "train")
