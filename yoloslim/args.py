@@ -25,6 +25,9 @@ from ultralytics.utils.torch_utils import select_device
 from .errors import YoloslimError
 from .plan import Plan
 from .quiet import SILENT, quiet_ultralytics
+from .sparsity import PENALTIES, SCHEDULES
+
+TASKS = ("detect", "segment", "pose", "obb")  # the tasks yoloslim prunes and trains
 
 TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
 VERBS: dict[str, callable] = {}  # CLI name -> decorated function, filled by @verb
@@ -337,9 +340,9 @@ RULES = {
     else number(0.0, " (the weight of the gamma penalty, e.g. 1.0, or auto)")(key, value),
     "sr_step": optional(fraction(high_open=False, what=": it is a fraction of the epochs in (0, 1]")),
     "sr_share": optional(fraction(what=": it is the share of the prunable channels to push to zero, 0 < sr_share < 1")),
-    "sr_schedule": optional(choice("constant", "linear", "step")),
-    "penalty": optional(choice("wide", "lowest", "l1")),
-    "task": optional(choice("detect", "segment", "pose", "obb")),
+    "sr_schedule": optional(choice(*SCHEDULES)),
+    "penalty": optional(choice(*PENALTIES)),
+    "task": optional(choice(*TASKS)),
     # training (Ultralytics' arguments it checks too loosely)
     "optimizer": optimizer,
     "freeze": freeze,

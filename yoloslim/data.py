@@ -22,14 +22,13 @@ import yaml
 from PIL import Image
 from ultralytics import utils as ultralytics_utils
 
-from .args import verb
+from .args import TASKS, verb
 from .errors import YoloslimError
 from .io import new_folder
 from .log import LOGGER
 from .quiet import SILENT, quiet_ultralytics
 
 NAMES = {0: "bud", 1: "leaf"}
-TASKS = ("detect", "segment", "pose", "obb")
 KPT_SHAPE = (3, 3)  # base, middle and tip of a blade; x, y, visible
 JPEG_QUALITY = 90
 # The suffixes Ultralytics accepts as images (ultralytics.data.utils.IMG_FORMATS).

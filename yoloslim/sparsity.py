@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+SCHEDULES = ("constant", "linear", "step")  # sr_factor's: how the penalty's weight changes over the epochs
+PENALTIES = ("wide", "lowest", "l1")  # sparsity_penalty's: which gammas it pushes
 MAX_GROUP_SHARE = 0.8  # wide, lowest: the most of one channel group they push to zero
 ZERO_AT = 0.8  # sr=auto: the pushed channels' mean |gamma| reaches zero at this share of the push phase
 RATE = 1.1  # sr=auto: sr changes by at most this factor per optimizer step

@@ -34,6 +34,7 @@ from .errors import YoloslimError
 from .io import atomic_write, writable_dir
 from .log import LOGGER
 from .sparse_run import SparsityRun
+from .sparsity import PENALTIES, SCHEDULES  # noqa: F401 (the API's names for the choices)
 
 # The weakest 42% of the channels (wide groups first) pushed for the first 60% of the epochs, with sr calibrated
 # so they reach zero by then (sr=None: auto), then sr/100 so the network recovers around the surviving channels
@@ -49,8 +50,6 @@ FINETUNE_OPTIMIZER = {"optimizer": "auto"}
 # Ultralytics' ModelEMA: decay EMA_DECAY * (1 - exp(-steps / EMA_TAU)); yoloslim's trainers shorten the time
 # constant to EMA_SPAN of the run's steps (SlimMixin.fit_ema_to_run).
 EMA_DECAY, EMA_TAU, EMA_SPAN = 0.9999, 2000.0, 0.25
-SCHEDULES = ("constant", "linear", "step")
-PENALTIES = ("wide", "lowest", "l1")
 ULTRALYTICS_DIR = Path(ultralytics.__file__).resolve().parent
 
 
