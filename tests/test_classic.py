@@ -148,7 +148,8 @@ def test_prune_saves_what_the_repository_loads(real_weights, tmp_path):
     assert type(result.yolo).__name__ == "AutoShape"
 
 
-@pytest.mark.parametrize("cfg", fast_only("yolov5n.yaml", ["yolov5n.yaml", "segment/yolov5n-seg.yaml"]))
+@pytest.mark.slow  # its exporter takes seconds; the fast tier checks Ultralytics' ONNX exports (test_export.py)
+@pytest.mark.parametrize("cfg", ["yolov5n.yaml", "segment/yolov5n-seg.yaml"])
 def test_classic_export_matches_onnxruntime(cfg, tmp_path):
     import yoloslim
     from yoloslim.onnx_export import export_with_report
@@ -169,6 +170,7 @@ def test_classic_half_export_is_refused(tmp_path):
     assert not (tmp_path / "m.onnx").exists()
 
 
+@pytest.mark.slow
 def test_classic_models_are_validated_like_every_other(tiny_data, tmp_path):
     """Ultralytics' validator through AsUltralytics; per-image matches for the paired interval."""
     from yoloslim.levels import accuracy

@@ -33,7 +33,8 @@ def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.mark.parametrize("format", [f if f == "openvino" else pytest.param(f, marks=pytest.mark.slow) for f in FORMATS])
+@pytest.mark.slow  # each format's runtime loads in seconds
+@pytest.mark.parametrize("format", list(FORMATS))
 def test_every_format_predicts_what_the_pt_predicts(slim, format):
     from yoloslim.deploy import export_deployed
 

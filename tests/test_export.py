@@ -116,6 +116,7 @@ def test_check_catches_a_wrong_model(slim, tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.onnx", "s.onnx"]
 
 
+@pytest.mark.slow
 def test_dynamic_export_runs_at_two_sizes(slim, tmp_path):
     onnx, report = export_with_report(slim, imgsz=64, dynamic=True, out=tmp_path / "dyn.onnx")
     assert len(report["max_diff"]) == 3 and max(report["max_diff"].values()) < 1e-3  # incl. a non-square size

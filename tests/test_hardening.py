@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import EVERY_CONFIG, SMALL_CONFIGS, build, fast_only, tiny_train_args
+from helpers import EVERY_CONFIG, SMALL_CONFIGS, build, tiny_train_args
 
 from yoloslim.blocks import build_graph
 from yoloslim.checkpoint import save_checkpoint
@@ -467,7 +467,8 @@ def test_random_plans_give_working_models(cfg):
         build_graph(model)  # the pruned model is a valid input again (it can be pruned further)
 
 
-@pytest.mark.parametrize("cfg", fast_only("yolo11n.yaml", SMALL_CONFIGS))
+@pytest.mark.slow  # the fast tier exports and checks in test_export.py
+@pytest.mark.parametrize("cfg", SMALL_CONFIGS)
 def test_random_plan_sample_exports_and_matches_onnxruntime(cfg, tmp_path):
     from yoloslim.onnx_export import export_with_report
 
