@@ -199,6 +199,7 @@ def test_unsupported_classic_blocks_are_named(tmp_path):
         graph_of(model)
 
 
+@pytest.mark.slow  # a fresh interpreter: torch and Ultralytics load again
 def test_without_the_package_one_line_says_what_to_install(real_weights):
     code = (
         "import sys; sys.modules['yolov5'] = None\n"

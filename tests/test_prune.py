@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import torch
-from helpers import EVERY_CONFIG, SMALL_CONFIGS, build, calibrate, raw_outputs, rel_err
+from helpers import EVERY_CONFIG, SMALL_CONFIGS, build, calibrate, fast_only, raw_outputs, rel_err
 
 from yoloslim import YoloslimError
 from yoloslim.blocks import build_graph
@@ -38,7 +38,7 @@ def test_removing_masked_channels_keeps_outputs(cfg, image):
     assert sum(p.numel() for p in model.parameters()) < params_before
 
 
-@pytest.mark.parametrize("cfg", SMALL_CONFIGS)
+@pytest.mark.parametrize("cfg", fast_only("yolov8n.yaml", SMALL_CONFIGS))
 def test_models_from_ultralytics_pt_files(cfg, image, tmp_path):
     from ultralytics import YOLO
 

@@ -329,6 +329,7 @@ def test_an_interrupted_prune_leaves_the_old_set_or_nothing(sig, tmp_path):
         assert tree(tmp_path / "old") == old
 
 
+@pytest.mark.slow
 def test_a_result_without_files_stays_usable(good, tiny_data, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for kwargs in ({"save": False}, {"dry_run": True}):
@@ -355,6 +356,16 @@ def test_a_result_without_files_stays_usable(good, tiny_data, tmp_path, monkeypa
         (["ratio=0.3", "data={data}"], ["data="]),
         (["ratio=0.3", "dry_run=True", "name=x", "exist_ok=True"], ["project=", "name=x", "exist_ok=True"]),
         (["ratio=0.3", "round_to=8"], []),
+    ][:1]
+    + [
+        pytest.param(*case, marks=pytest.mark.slow)
+        for case in [
+            (["plan={plan}", "min_keep=0.2", "max_group_ratio=0.5"], ["min_keep=0.2", "max_group_ratio=0.5"]),
+            (["ratio=0.3", "val_imgsz=64"], ["val_imgsz=64"]),
+            (["ratio=0.3", "data={data}"], ["data="]),
+            (["ratio=0.3", "dry_run=True", "name=x", "exist_ok=True"], ["project=", "name=x", "exist_ok=True"]),
+            (["ratio=0.3", "round_to=8"], []),
+        ]
     ],
 )
 def test_each_ignored_argument_gets_one_line(good, tiny_data, args, ignored, tmp_path, capsys):

@@ -4,7 +4,7 @@ generated labels, training through each task's stock trainer, and the stock YOLO
 import numpy as np
 import pytest
 import torch
-from helpers import build, calibrate, fast_only, raw_outputs, rel_err, tiny_train_args
+from helpers import build, calibrate, raw_outputs, rel_err, tiny_train_args
 from test_export import lively
 
 from yoloslim import YoloslimError
@@ -38,7 +38,7 @@ def task_data(tmp_path_factory):
     return {t: synth(root / t, train=16, val=8, imgsz=64, seed=0, task=t) for t in ("segment", "pose", "obb")}
 
 
-@pytest.mark.parametrize("cfg", TASK_CONFIGS)
+@pytest.mark.parametrize("cfg", [pytest.param(c, marks=pytest.mark.slow) if "s-" in c else c for c in TASK_CONFIGS])
 def test_removing_masked_channels_keeps_every_output(cfg, image):
     model = build(cfg)
     graph = build_graph(model)
@@ -71,9 +71,8 @@ def test_raw_outputs_hold_each_tasks_own():
         assert raw_outputs(model, torch.zeros(1, 3, 64, 64)).shape[1] > boxes_and_scores
 
 
-@pytest.mark.parametrize(
-    "cfg", fast_only("yolov8n-seg.yaml", ["yolov8n-seg.yaml", "yolo11n-pose.yaml", "yolo11n-obb.yaml"])
-)
+@pytest.mark.slow  # the fast tier checks exports in test_export.py
+@pytest.mark.parametrize("cfg", ["yolov8n-seg.yaml", "yolo11n-pose.yaml", "yolo11n-obb.yaml"])
 def test_slim_export_matches_onnxruntime_on_every_output(cfg, tmp_path):
     import onnx
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import build, calibrate, fast_only, masked_pruning_error, raw_outputs, rel_err, tiny_train_args
+from helpers import build, calibrate, masked_pruning_error, raw_outputs, rel_err, tiny_train_args
 from test_export import lively
 
 from yoloslim import YoloslimError
@@ -59,7 +59,8 @@ def test_removing_masked_channels_keeps_outputs(cfg, image):
     model.float()(torch.zeros(1, 3, side, side))  # the stock forward runs at another size
 
 
-@pytest.mark.parametrize("cfg", fast_only("yolo12n.yaml", [c for c in ZOO if c not in HEAVY]))
+@pytest.mark.slow  # the fast tier checks exports in test_export.py
+@pytest.mark.parametrize("cfg", [c for c in ZOO if c not in HEAVY])
 def test_pruned_export_matches_onnxruntime(cfg, tmp_path):
     """The heavy configs' exports are checked by scripts/bench_prune.py (docs/results/zoo), to keep make test short."""
     pt = prune(lively(cfg, seed=1), ratio=0.5, imgsz=64, project=tmp_path, name="p", verbose=False).slim
