@@ -67,7 +67,7 @@ def export(
     if format != "onnx" or int8 or data is not None:
         from .deploy import export_deployed  # deferred: its runtimes load only when one is asked for
 
-        return export_deployed(model, format, imgsz, int8, half, data, batch, out, verbose)[0]
+        return export_deployed(model, format, imgsz, int8, half, data, batch, out, verbose, tol)[0]
     return export_with_report(
         model,
         imgsz=imgsz,
