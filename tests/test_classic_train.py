@@ -168,3 +168,9 @@ def test_warmup_epochs_0_skips_train_pys_warm_up(classic_pt, tiny_data, tmp_path
         yoloslim.train(classic_pt, data=tiny_data, epochs=2, warmup_epochs=warmup, name=name, project=str(runs), **TINY)
     lr = {n: pd.read_csv(runs / n / "results.csv", skipinitialspace=True)["x/lr1"] for n in ("cold", "warm")}
     assert lr["cold"].iloc[0] == pytest.approx(0.01) and lr["warm"].iloc[0] < 0.001  # epoch 1: scheduled, ramping
+
+
+def test_a_classic_pipeline_refuses_an_nbs_train_py_cannot_take_before_any_work(classic_pt, tiny_data, tmp_path):
+    with pytest.raises(YoloslimError, match="nbs=16 with batch=4"):
+        yoloslim.pipeline(model=str(classic_pt), data=str(tiny_data), batch=4, nbs=16, imgsz=64, project=str(tmp_path))
+    assert not any(tmp_path.iterdir())

@@ -33,7 +33,7 @@ import torch
 from . import classic
 from .args import as_list, verb
 from .checkpoint import check_stride, load_model, task_of
-from .classic_train import FIXED
+from .classic_train import FIXED, NBS
 from .data import check, synth
 from .errors import YoloslimError
 from .io import atomic_write, atomic_write_text, owned
@@ -148,6 +148,11 @@ def pipeline(
     check(data, task=task)
     run = Path(project) / name
     repository = classic.is_classic(start_model)
+    if repository and nbs not in (batch, NBS):  # found now, not after the pretrain
+        raise YoloslimError(
+            f"nbs={nbs} with batch={batch}: the yolov5 repository's train.py, which trains classic models, steps "
+            f"every batch (nbs={batch}) or every 64 images (nbs=64), not every {nbs} images"
+        )
     if repository:
         LOGGER.info(
             "a classic YOLOv5 model: the yolov5 repository's train.py trains it, validating every epoch and keeping "
