@@ -5,9 +5,10 @@ and precisions users deploy with, latency and accuracy side by side. Writes docs
         data=datasets/trees-tiles160/data.yaml imgsz=640 val_imgsz=160 name=coco-trees
 
 Latency: median ms of `runs` runs at imgsz (static 1x3xNxN), per thread count, rounds interleaved over the models
-so drift of the machine hits all alike: ONNX Runtime fp32, OpenVINO f32 (INFERENCE_PRECISION_HINT=f32), OpenVINO
-default (bf16 where the CPU has it) and OpenVINO INT8 (NNCF, calibrated on data's train images). mAP50-95: each
-export through its runtime (yoloslim export's check, data=) at val_imgsz, the size the models were trained at.
+so drift of the machine hits all alike: ONNX Runtime fp32 and static INT8, OpenVINO f32 (INFERENCE_PRECISION_HINT=
+f32), OpenVINO default (bf16 where the CPU has it) and OpenVINO INT8 (NNCF), both INT8 calibrated on data's train
+images. mAP50-95: each OpenVINO export through its runtime (yoloslim export's check, data=) at val_imgsz, the size
+the models were trained at.
 """
 
 import sys
@@ -18,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from yoloslim.checkpoint import load_model
-from yoloslim.deploy import export_deployed
+from yoloslim.checkpoint import load_model, save_checkpoint
+from yoloslim.deploy import export_deployed, exported_as
 from yoloslim.measure import layer_stats
 from yoloslim.onnx_check import ort_session
 
-PRECISIONS = ("ort fp32", "ov f32", "ov default", "ov int8")
+PRECISIONS = ("ort fp32", "ort int8", "ov f32", "ov default", "ov int8")
 
 
 def stage_models(run: Path) -> dict[str, Path]:
@@ -86,10 +87,12 @@ def main(runs: str, data: str, imgsz: int = 640, val_imgsz: int = 160, name: str
                     row[f"mAP50-95 ov {'int8' if int8 else 'default'}"] = report["mAP50-95"]
                     row["mAP50-95 pt"] = report["pt mAP50-95"]
                 onnx, _ = export_deployed(pt, "onnx", imgsz, False, False, None, 16, folder / "m.onnx", False)
+                onnx8 = exported_as(save_checkpoint(module, folder / "q8.pt"), "onnx", imgsz, True, False, data)
                 ir, _ = export_deployed(pt, "openvino", imgsz, False, False, None, 16, folder / "ir", False)
                 q, _ = export_deployed(pt, "openvino", imgsz, True, False, data, 16, folder / "q", False)
                 for threads in (1, 2):
                     runners[threads][(key, "ort fp32")] = ort_runner(onnx, threads)
+                    runners[threads][(key, "ort int8")] = ort_runner(onnx8, threads)
                     runners[threads][(key, "ov f32")] = openvino_runner(next(ir.glob("*.xml")), threads, "f32")
                     runners[threads][(key, "ov default")] = openvino_runner(next(ir.glob("*.xml")), threads, None)
                     runners[threads][(key, "ov int8")] = openvino_runner(next(q.glob("*.xml")), threads, None)
