@@ -21,6 +21,7 @@ import pandas as pd
 
 from yoloslim.checkpoint import load_model, save_checkpoint
 from yoloslim.deploy import export_deployed, exported_as
+from yoloslim.latency import openvino_request
 from yoloslim.measure import layer_stats
 from yoloslim.onnx_check import ort_session
 
@@ -35,14 +36,8 @@ def stage_models(run: Path) -> dict[str, Path]:
     return {level: path for level, path in out.items() if path.exists()}
 
 
-def openvino_runner(xml: Path, threads: int, precision: str | None):
-    import openvino as ov
-
-    core = ov.Core()
-    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
-    if precision:
-        config["INFERENCE_PRECISION_HINT"] = precision
-    request = core.compile_model(core.read_model(xml), "CPU", config).create_infer_request()
+def openvino_runner(xml: Path, threads: int, precision: str):
+    request = openvino_request(xml, precision, threads)
     return lambda x: request.infer({0: x})
 
 
@@ -94,8 +89,8 @@ def main(runs: str, data: str, imgsz: int = 640, val_imgsz: int = 160, name: str
                     runners[threads][(key, "ort fp32")] = ort_runner(onnx, threads)
                     runners[threads][(key, "ort int8")] = ort_runner(onnx8, threads)
                     runners[threads][(key, "ov f32")] = openvino_runner(next(ir.glob("*.xml")), threads, "f32")
-                    runners[threads][(key, "ov default")] = openvino_runner(next(ir.glob("*.xml")), threads, None)
-                    runners[threads][(key, "ov int8")] = openvino_runner(next(q.glob("*.xml")), threads, None)
+                    runners[threads][(key, "ov default")] = openvino_runner(next(ir.glob("*.xml")), threads, "default")
+                    runners[threads][(key, "ov int8")] = openvino_runner(next(q.glob("*.xml")), threads, "default")
                 rows.append(row)
                 print(row, flush=True)
         latencies = {threads: timed(r, imgsz, repeats) for threads, r in runners.items()}

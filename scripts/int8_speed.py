@@ -23,19 +23,10 @@ import torch
 
 from yoloslim.checkpoint import save_checkpoint
 from yoloslim.deploy import export_deployed
+from yoloslim.latency import openvino_request
 from yoloslim.measure import layer_stats
 from yoloslim.pruning import prune
 from yoloslim.seeded import seeded_model
-
-
-def compiled(xml: Path, precision: str | None, profile: bool):
-    import openvino as ov
-
-    config = {"INFERENCE_NUM_THREADS": 1, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, "PERF_COUNT": profile}
-    if precision:
-        config["INFERENCE_PRECISION_HINT"] = precision
-    core = ov.Core()
-    return core.compile_model(core.read_model(xml), "CPU", config).create_infer_request()
 
 
 def profile(request, x) -> dict:
@@ -73,10 +64,12 @@ def main(model: str, data: str, levels: str, round_to: str, imgsz: int, out: str
                 base = {"model": Path(model).stem, "level": level, "round_to": rounding}
                 base["gflops"] = float(stats.gflops.sum())
                 base["channels not x16"] = sum(c % 16 != 0 for c in convs) / max(len(convs), 1)
-                for precision, xml, hint in (("f32", fp32, "f32"), ("bf16", fp32, None), ("int8", int8, None)):
+                runs_as = (("f32", fp32, "f32"), ("bf16", fp32, "default"), ("int8", int8, "default"))
+                for precision, xml, hint in runs_as:
                     path = next(xml.glob("*.xml"))
-                    requests[(key, precision)] = compiled(path, hint, False)
-                    layers.append({**base, "precision": precision, **profile(compiled(path, hint, True), x)})
+                    requests[(key, precision)] = openvino_request(path, hint)
+                    timing = profile(openvino_request(path, hint, profile=True), x)
+                    layers.append({**base, "precision": precision, **timing})
                     rows.append({**base, "precision": precision, "key": key})
                 print(base, flush=True)
         for request in requests.values():

@@ -194,12 +194,10 @@ def runner(exported: Path, format: str):
     runs in fp32 here (its CPU plugin computes in bf16 by default where the CPU has it, which is checked by the
     accuracy, not by this exact comparison of the graph)."""
     if format == "openvino":
-        import openvino as ov
+        from .latency import openvino_request
 
-        core = ov.Core()
-        xml = next(Path(exported).glob("*.xml"))
-        compiled = core.compile_model(core.read_model(xml), "CPU", {"INFERENCE_PRECISION_HINT": ov.Type.f32})
-        return lambda x: [np.asarray(v) for v in compiled(x.numpy()).values()]
+        request = openvino_request(next(Path(exported).glob("*.xml")), "f32", threads=2)
+        return lambda x: [np.asarray(v) for v in request.infer({0: x.numpy()}).values()]
     from ultralytics.nn.autobackend import AutoBackend
 
     with quiet_ultralytics():

@@ -55,17 +55,22 @@ def interleaved_latency(onnx_paths, imgsz: int, runs: int = 50, warmup: int = 10
     ]
 
 
-def openvino_latency(xml, imgsz: int, precision: str, runs: int = 50, warmup: int = 10, threads: int = 1) -> dict:
-    """OpenVINO CPU latency of an IR at batch 1, one stream of `threads` threads; precision: "f32" (its
-    INFERENCE_PRECISION_HINT), or "default" (the plugin's own choice: bf16 where the CPU has it; an INT8 IR's
-    quantized layers in int8)."""
-    import openvino as ov  # deferred: only this runtime's budgets and benchmarks need it
+def openvino_request(xml, precision: str = "default", threads: int = 1, profile: bool = False):
+    """An OpenVINO CPU infer request for an IR: one stream of `threads` threads; precision "f32" (its
+    INFERENCE_PRECISION_HINT) or "default" (the plugin's own choice: bf16 where the CPU has it; an INT8 IR's
+    quantized layers in int8); profile: per-layer times (get_profiling_info)."""
+    import openvino as ov  # deferred: only this runtime's checks, budgets and benchmarks need it
 
-    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, "PERF_COUNT": profile}
     if precision != "default":
         config["INFERENCE_PRECISION_HINT"] = precision
     core = ov.Core()
-    request = core.compile_model(core.read_model(str(xml)), "CPU", config).create_infer_request()
+    return core.compile_model(core.read_model(str(xml)), "CPU", config).create_infer_request()
+
+
+def openvino_latency(xml, imgsz: int, precision: str, runs: int = 50, warmup: int = 10, threads: int = 1) -> dict:
+    """OpenVINO CPU latency of an IR at batch 1 (openvino_request's precision and threads)."""
+    request = openvino_request(xml, precision, threads)
     x = np.random.default_rng(0).random((1, 3, imgsz, imgsz), dtype=np.float32)
     for _ in range(warmup):
         request.infer({0: x})

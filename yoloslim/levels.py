@@ -83,12 +83,15 @@ def size(model: nn.Module, imgsz: int) -> dict:
     }
 
 
-def latency_ms(model: nn.Module, imgsz: int, runs: int = 30, threads: int = 1, runtime=("onnxruntime", "fp32")):
-    """Median CPU latency of the model exported (and checked) at imgsz; runtime: (runtime, precision, [data])."""
-    if tuple(runtime[:2]) != ("onnxruntime", "fp32"):
+def latency_ms(
+    model: nn.Module, imgsz: int, runs: int = 30, threads: int = 1, runtime="onnxruntime", precision="fp32", data=None
+) -> float:
+    """Median CPU latency of the model exported (and checked) at imgsz, on runtime at precision (int8: calibrated
+    on data)."""
+    if (runtime, precision) != ("onnxruntime", "fp32"):
         from .deploy import latency_on  # deferred: its runtimes load only when a budget names one
 
-        return latency_on(model, imgsz, *runtime, runs=runs)
+        return latency_on(model, imgsz, runtime, precision, data, runs=runs)
     with tempfile.TemporaryDirectory(prefix="yoloslim-latency-") as tmp:
         _, report = export_with_report(model, imgsz=imgsz, out=Path(tmp) / "m.onnx", runs=runs, threads=threads)
     return report["latency"]["median_ms"]
@@ -184,11 +187,11 @@ def find_level(
     elif key in ("latency_ms", "speedup"):
         if key == "speedup" and value <= 1:
             raise YoloslimError(f"speedup={value:g} asks for no speedup: the unpruned model is already within it")
-        on = (runtime, precision, data)
-        base = latency_ms(model, imgsz, runtime=on)
+        on = {"runtime": runtime, "precision": precision, "data": data}
+        base = latency_ms(model, imgsz, **on)
         target = value if key == "latency_ms" else base / value
         reference = base
-        fits = lambda level: measured.setdefault(level, latency_ms(at(level), imgsz, runtime=on)) <= target  # noqa: E731
+        fits = lambda level: measured.setdefault(level, latency_ms(at(level), imgsz, **on)) <= target  # noqa: E731
         what = f"{key}={value:g} ({target:.1f} ms against {base:.1f} ms unpruned, {runtime} {precision} CPU at {imgsz})"
     else:  # max_drop
         reference = accuracy(model, data, val_imgsz, batch)["mAP50-95"]
